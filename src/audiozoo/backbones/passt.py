@@ -1,0 +1,380 @@
+"""PaSST: the Patchout faSt Spectrogram Transformer.
+
+Koutini, Schlüter, Eghbal-zadeh, Widmer: "Efficient Training of Audio Transformers with Patchout",
+Interspeech 2022, https://arxiv.org/abs/2110.05069. Upstream: https://github.com/kkoutini/PaSST
+and the pip package ``hear21passt`` (https://github.com/kkoutini/passt_hear21), Apache-2.0.
+
+A DeiT-B/384 (distilled) transformer on overlapping 16x16 patches of a (128, T) log-mel
+spectrogram. What differs from a ViT:
+
+- separate positional embeddings for frequency (``freq_new_pos_embed``, (1, D, F', 1)) and time
+  (``time_new_pos_embed``, (1, D, 1, T'max)), added to the 4-D patch grid; the two summary tokens
+  (cls, dist) have their own (``new_pos_embed``, (1, 2, D)). Shorter inputs use the leading time
+  positions, as hear21passt does.
+- Patchout (training only): structured patchout drops whole time columns / frequency rows of the
+  patch grid, unstructured patchout drops single patches, before the transformer. This is the
+  regulariser and the speed-up of PaSST training.
+
+The clip embedding is the mean of the cls and dist tokens after the final LayerNorm; the released
+classifiers are LayerNorm + Linear on it (our ``linear`` head with ``norm=True``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._errors import InvalidAudioError
+from ..pretrained import PretrainedCfg
+from .base import Backbone, Features, register_backbone
+from .layers import Block, ParamStage, PatchEmbed, init_vit_weights
+
+__all__ = ["PaSST"]
+
+PATCH_SIZE = 16
+# The PaSST frontend's value for digital silence: log(0 + 1e-5), then (x + 4.5) / 5.
+SILENCE = (math.log(1e-5) + 4.5) / 5.0
+
+
+class PaSST(Backbone):
+    """PaSST backbone: spectrogram (B, 1, F, T) -> patch-token grid and summary token.
+
+    Args:
+        fstride: patch stride over frequency (10 for PaSST-S; 12, 14, 16 for the ``_sNN`` models).
+        tstride: patch stride over time; one output frame per ``tstride`` spectrogram frames.
+        input_fdim: mel bins the model was trained with (128).
+        input_tdim: spectrogram frames of a training clip (998 for 10 s at hop 320). It sets the
+            size of the time positional embedding: ``input_tdim // tstride`` positions, as upstream.
+        embed_dim: token width ``D``.
+        depth: number of transformer blocks (12 for PaSST-S, 7 for PaSST-L).
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width / ``D``.
+        s_patchout_t: structured patchout: time columns removed in training.
+        s_patchout_f: structured patchout: frequency rows removed in training.
+        u_patchout: unstructured patchout: patches removed in training (after the structured ones).
+        norm_eps: LayerNorm epsilon in the blocks and the final norm.
+        drop_rate: dropout after attention projections and in the MLPs.
+        attn_drop_rate: dropout on attention weights.
+        drop_path_rate: stochastic depth, rising linearly to this value over the blocks.
+        pad_value: value appended to spectrograms shorter than :attr:`min_frames` (16 frames);
+            the default is what the PaSST frontend outputs for silence.
+
+    Patchout is applied only in training mode and only when its count is non-zero; the kept
+    positions are drawn at random (shared across the batch), sorted, and gathered with
+    ``index_select``. When a count is larger than the grid allows, at least one row, column or
+    patch is kept. Patchout changes :attr:`Features.grid`:
+
+    - structured patchout keeps a grid: (B, D, F' - s_patchout_f, T' - s_patchout_t), the kept
+      rows and columns in order. Frame-level training therefore sees fewer frames than the
+      labels have: train frame heads with ``s_patchout_t=0`` (frequency patchout is harmless,
+      frame heads average over frequency).
+    - unstructured patchout leaves no grid: ``grid`` is then (B, D, 1, N) with the N kept
+      patches in frequency-major order. Only the summary token is meaningful in that case.
+
+    Inputs: ``F`` must equal ``input_fdim``; ``T`` at most :attr:`max_frames` (the last ``T``
+    whose patches all have a time position; AudioModel cuts longer audio into windows). Inputs
+    shorter than 16 frames are padded with ``pad_value`` at the end.
+    """
+
+    def __init__(
+        self,
+        fstride: int = 10,
+        tstride: int = 10,
+        input_fdim: int = 128,
+        input_tdim: int = 998,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        s_patchout_t: int = 40,
+        s_patchout_f: int = 4,
+        u_patchout: int = 0,
+        norm_eps: float = 1e-6,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        pad_value: float = SILENCE,
+    ) -> None:
+        super().__init__()
+        if min(s_patchout_t, s_patchout_f, u_patchout) < 0:
+            raise ValueError("patchout counts must be >= 0")
+        self.fstride, self.tstride = fstride, tstride
+        self.input_fdim, self.input_tdim = input_fdim, input_tdim
+        self.s_patchout_t, self.s_patchout_f, self.u_patchout = s_patchout_t, s_patchout_f, u_patchout
+        self.pad_value = pad_value
+        self.num_features = embed_dim
+        self.time_stride = tstride
+        self.min_frames = PATCH_SIZE
+
+        self.patch_embed = PatchEmbed(embed_dim, PATCH_SIZE, (fstride, tstride))
+        # Upstream sizes the positional embeddings by integer division (timm's grid_size); the
+        # checkpoints have these shapes. Time may have one position more than the conv yields
+        # for input_tdim frames (stride 12 on 998: 83 vs 82); frequency must match exactly.
+        grid_f, grid_t = input_fdim // fstride, input_tdim // tstride
+        if self.patch_embed.grid_shape(input_fdim, input_tdim)[0] != grid_f:
+            raise ValueError(
+                f"fstride {fstride} with input_fdim {input_fdim}: the patch grid has "
+                f"{self.patch_embed.grid_shape(input_fdim, input_tdim)[0]} rows but the "
+                f"frequency embedding {grid_f}; choose another stride"
+            )
+        self.grid_f, self.grid_t = grid_f, grid_t
+        # Longest input whose last patch still has a time position: (T - 16) // ts + 1 <= grid_t.
+        self.max_frames = grid_t * tstride + PATCH_SIZE - 1
+
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, embed_dim))
+        self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, grid_f, 1))
+        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, grid_t))
+        self.pos_drop = nn.Dropout(drop_rate)
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.Sequential(
+            *(
+                Block(embed_dim, num_heads, mlp_ratio, True, norm_eps, drop_rate, attn_drop_rate, r)
+                for r in rates
+            )
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for p in (self.cls_token, self.dist_token, self.new_pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+        for p in (self.freq_new_pos_embed, self.time_new_pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.apply(init_vit_weights)
+
+    def num_output_frames(self, num_frames: int) -> int:
+        """``T'`` in eval mode (training with time patchout removes ``s_patchout_t`` more)."""
+        return self.patch_embed.grid_shape(self.input_fdim, max(num_frames, PATCH_SIZE))[1]
+
+    def forward(self, spec: torch.Tensor) -> Features:
+        """Args: spec (B, 1, F, T) normalised log-mel. Returns: grid (B, D, F', T'), token (B, D)."""
+        self._check_input(spec)
+        if spec.shape[-1] < PATCH_SIZE:
+            spec = F.pad(spec, (0, PATCH_SIZE - spec.shape[-1]), value=self.pad_value)
+        x = self.patch_embed(spec)  # (B, D, F', T')
+        b, d = x.shape[:2]
+        # Same addition order as upstream (time, then frequency) for bitwise-close results.
+        x = x + self.time_new_pos_embed[..., : x.shape[-1]]
+        x = x + self.freq_new_pos_embed
+
+        unstructured = self.training and self.u_patchout > 0
+        if self.training:
+            if self.s_patchout_t:
+                x = x.index_select(3, _keep_indices(x.shape[3], self.s_patchout_t, x.device))
+            if self.s_patchout_f:
+                x = x.index_select(2, _keep_indices(x.shape[2], self.s_patchout_f, x.device))
+        f, t = x.shape[2:]
+        patches = x.flatten(2).transpose(1, 2)  # (B, F'*T', D), frequency-major: index f*T' + t
+        if unstructured:
+            keep = _keep_indices(patches.shape[1], self.u_patchout, x.device)
+            patches = patches.index_select(1, keep)
+
+        cls = self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1]
+        dist = self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]
+        tokens = self.pos_drop(torch.cat((cls, dist, patches), dim=1))
+        tokens = self.norm(self.blocks(tokens))
+
+        out = tokens[:, 2:].transpose(1, 2)  # (B, D, N)
+        grid = out.reshape(b, d, 1, -1) if unstructured else out.reshape(b, d, f, t)
+        return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+
+    def _check_input(self, spec: torch.Tensor) -> None:
+        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
+            raise InvalidAudioError(
+                f"PaSST expects a spectrogram (B, 1, {self.input_fdim}, T), got "
+                f"{tuple(spec.shape)}"
+            )
+        if spec.shape[-1] > self.max_frames:
+            raise InvalidAudioError(
+                f"PaSST was trained on {self.input_tdim}-frame spectrograms and has time "
+                f"positions for at most {self.max_frames} frames, got {spec.shape[-1]}. "
+                "AudioModel splits longer audio into windows of max_frames; when calling the "
+                "backbone directly, cut the spectrogram."
+            )
+
+    def stages(self) -> list[nn.Module]:
+        """Patch embedding with tokens and positional embeddings, each block, the final norm."""
+        embed = ParamStage(
+            {"patch_embed": self.patch_embed},
+            {
+                "cls_token": self.cls_token,
+                "dist_token": self.dist_token,
+                "new_pos_embed": self.new_pos_embed,
+                "freq_new_pos_embed": self.freq_new_pos_embed,
+                "time_new_pos_embed": self.time_new_pos_embed,
+            },
+        )
+        return [embed, *self.blocks, self.norm]
+
+
+def _keep_indices(n: int, drop: int, device: torch.device) -> torch.Tensor:
+    """Sorted random indices of ``n - drop`` kept positions out of ``n`` (at least one)."""
+    keep = max(n - drop, 1)
+    return torch.randperm(n, device=device)[:keep].sort().values
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight table. URLs: GitHub releases of kkoutini/PaSST. Tags describe the training; "swa" is
+# stochastic weight averaging, "kd" knowledge distillation from a CNN ensemble.
+
+_RELEASES = "https://github.com/kkoutini/PaSST/releases/download/"
+_CITATION = """@inproceedings{koutini2022passt,
+  author    = {Khaled Koutini and Jan Schl{\\"u}ter and Hamid Eghbal-zadeh and Gerhard Widmer},
+  title     = {Efficient Training of Audio Transformers with Patchout},
+  booktitle = {Interspeech 2022},
+  year      = {2022},
+}"""
+_LABEL_SETS = {"audioset": 527, "fsd50k": 200, "openmic": 20}
+
+
+def _cfg(
+    arch: str,
+    tag: str,
+    url: str,
+    *,
+    metrics: dict[str, float],
+    labels: str = "audioset",
+    hop: int = 320,
+    fstride: int = 10,
+    input_tdim: int = 998,
+    depth: int = 12,
+    notes: str | None = None,
+    **patchout: int,
+) -> PretrainedCfg:
+    return PretrainedCfg(
+        arch=arch,
+        tag=tag,
+        url=_RELEASES + url,
+        converter="passt",
+        frontend={
+            "name": "stft_mel",
+            "sample_rate": 32000,
+            "hop_length": hop,
+            "n_mels": 128,
+            "win_length": 800,
+            "n_fft": 1024,
+            "fmin_aug_range": 10,
+            "fmax_aug_range": 2000,
+        },
+        backbone_kwargs={
+            "fstride": fstride,
+            "tstride": fstride,
+            "input_tdim": input_tdim,
+            "depth": depth,
+            **patchout,
+        },
+        head={"name": "linear", "num_classes": _LABEL_SETS[labels], "norm": True, "norm_eps": 1e-5},
+        labels=labels,
+        license="Apache-2.0",
+        citation=_CITATION,
+        paper="https://arxiv.org/abs/2110.05069",
+        metrics=metrics,
+        notes=notes,
+    )
+
+
+def _build(**kwargs: object) -> PaSST:
+    return PaSST(**kwargs)  # type: ignore[arg-type]
+
+
+_S10 = "v0.0.2-audioset/passt-s-f128-p16-s10"
+_AS = "audioset_mAP"
+
+register_backbone(
+    "passt_s",
+    weights=[
+        _cfg("passt_s", "as", "v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+             metrics={_AS: 0.476}, notes="AudioSet, structured patchout, SWA (hear21passt default)."),
+        _cfg("passt_s", "as_kd", "v.0.0.9/passt-s-kd-ap.486.pt", metrics={_AS: 0.486},
+             notes="AudioSet with knowledge distillation from a CNN ensemble."),
+        _cfg("passt_s", "as_swa2", f"{_S10}-ap.4761-swa.pt", metrics={_AS: 0.4761},
+             notes="AudioSet, SWA, a second training run."),
+        _cfg("passt_s", "as_noswa", f"{_S10}-ap.472.pt", metrics={_AS: 0.472},
+             notes="AudioSet, final weights without SWA."),
+        _cfg("passt_s", "fsd50k", "v0.0.5/fsd50k-passt-s-f128-p16-s10-ap.655.pt",
+             labels="fsd50k", metrics={"fsd50k_mAP": 0.655}, notes="Fine-tuned on FSD50K."),
+        _cfg("passt_s", "openmic", "v0.0.5/openmic-passt-s-f128-10sec-p16-s10-ap.85.pt",
+             labels="openmic", metrics={"openmic_mAP": 0.85}, notes="Fine-tuned on OpenMIC-2018."),
+        _cfg("passt_s", "openmic_u_swa",
+             "v0.0.4-openmic/openmic2008.passt-u-f128-p16-s10-ap.85-swa.pt",
+             labels="openmic", metrics={"openmic_mAP": 0.85}, s_patchout_t=0, s_patchout_f=0,
+             notes="OpenMIC-2018 with unstructured patchout, SWA (PaSST repository release)."),
+        _cfg("passt_s", "openmic_u", "v0.0.4-openmic/openmic2008.passt-u-f128-p16-s10-ap.85.pt",
+             labels="openmic", metrics={"openmic_mAP": 0.85}, s_patchout_t=0, s_patchout_f=0,
+             notes="OpenMIC-2018 with unstructured patchout (PaSST repository release)."),
+    ],
+)(_build)
+
+for _stride, _swa, _plain in ((12, 0.473, 0.470), (14, 0.471, 0.469), (16, 0.473, 0.468)):
+    _arch = f"passt_s_s{_stride}"
+    _base = f"v0.0.2-audioset/passt-s-f128-p16-s{_stride}"
+    _extra = []
+    if _stride == 16:
+        _extra = [
+            _cfg(_arch, "as_nopatchout", "v.0.0.7-audioset/passt-b-f128-p16-s16-ap.459.pt",
+                 fstride=16, metrics={_AS: 0.459}, s_patchout_t=0, s_patchout_f=0,
+                 notes="AudioSet trained without patchout (upstream 'passt_b')."),
+            _cfg(_arch, "as_u600", "v.0.0.7-audioset/passt-u600-f128-p16-s16-ap.460.pt",
+                 fstride=16, metrics={_AS: 0.460}, s_patchout_t=0, s_patchout_f=0,
+                 u_patchout=600, notes="AudioSet with unstructured patchout of 600 patches."),
+            _cfg(_arch, "fsd50k", "v0.0.5/fsd50k-passt-s-n-f128-p16-s16-ap.642.pt",
+                 fstride=16, labels="fsd50k", metrics={"fsd50k_mAP": 0.642},
+                 notes="Fine-tuned on FSD50K (upstream 'fsd50k-n', no patch overlap)."),
+        ]
+    register_backbone(
+        _arch,
+        weights=[
+            _cfg(_arch, "as", f"{_base}-ap.{round(_swa * 1000)}-swa.pt", fstride=_stride,
+                 metrics={_AS: _swa}, notes=f"AudioSet, patch stride {_stride}, SWA."),
+            _cfg(_arch, "as_noswa", f"{_base}-ap.{round(_plain * 1000)}.pt", fstride=_stride,
+                 metrics={_AS: _plain}, notes=f"AudioSet, patch stride {_stride}, without SWA."),
+            *_extra,
+        ],
+    )(_build)
+
+register_backbone(
+    "passt_s_hop100",
+    weights=[
+        _cfg("passt_s_hop100", "as",
+             "v0.0.3-audioset/passt-s-f128-stfthop100-p16-s10-ap.473-swa.pt",
+             hop=100, input_tdim=3200, metrics={_AS: 0.473},
+             notes="AudioSet, STFT hop 100 (3.125 ms): 3200 frames per 10 s, SWA."),
+    ],
+)(_build)
+register_backbone(
+    "passt_s_hop160",
+    weights=[
+        _cfg("passt_s_hop160", "as",
+             "v0.0.3-audioset/passt-s-f128-stfthop160-p16-s10-ap.473-swa.pt",
+             hop=160, input_tdim=2000, metrics={_AS: 0.473},
+             notes="AudioSet, STFT hop 160 (5 ms): 2000 frames per 10 s, SWA."),
+    ],
+)(_build)
+register_backbone(
+    "passt_s_20s",
+    weights=[
+        _cfg("passt_s_20s", "as", "v0.0.5/passt-s-f128-20sec-p16-s10-ap.474-swa.pt",
+             input_tdim=2000, metrics={_AS: 0.474},
+             notes="AudioSet, time positions for 20 s (trained on 10 s crops at random offsets)."),
+    ],
+)(_build)
+register_backbone(
+    "passt_s_30s",
+    weights=[
+        _cfg("passt_s_30s", "as", "v0.0.5/passt-s-f128-30sec-p16-s10-ap.473-swa.pt",
+             input_tdim=3000, metrics={_AS: 0.473},
+             notes="AudioSet, time positions for 30 s (trained on 10 s crops at random offsets)."),
+    ],
+)(_build)
+register_backbone(
+    "passt_l",
+    weights=[
+        _cfg("passt_l", "as_kd", "v.0.0.10/passt-l-kd-ap.47.pt", depth=7,
+             metrics={_AS: 0.4708}, notes="PaSST-L (7 blocks), AudioSet with knowledge distillation."),
+    ],
+)(_build)

@@ -1,0 +1,5 @@
+"""Checkpoint converters: one module per upstream format, each a list of ordered key rules."""
+
+from .base import Converter, Rule, register_converter
+
+__all__ = ["Converter", "Rule", "register_converter"]

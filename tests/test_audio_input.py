@@ -1,0 +1,94 @@
+"""Input validation at the API boundary (model(...), embed(...)): one test per documented case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import audiozoo
+from audiozoo import AudioTypeError, AudiozooError, InvalidAudioError
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return audiozoo.create("mn01", pretrained=False).eval()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
+
+
+def test_rank0_and_rank4_raise(model):
+    for bad in (torch.tensor(0.5), torch.zeros(1, 1, 1, 1000)):
+        with pytest.raises(InvalidAudioError, match=r"shape \(N,\), \(batch, N\)"):
+            model(bad)
+
+
+def test_multichannel_is_averaged(model, clip):
+    stereo = torch.stack([clip, clip * 0.5], dim=1)  # (B, 2, N)
+    assert torch.equal(model(stereo), model(clip * 0.75))
+
+
+def test_int16_pcm_is_scaled(model, clip):
+    pcm = (clip * 2**15).round().clamp(-(2**15), 2**15 - 1).to(torch.int16)
+    torch.testing.assert_close(model(pcm), model(pcm.float() / 2**15))
+    pcm32 = pcm.to(torch.int32) * 2**16
+    torch.testing.assert_close(model(pcm32), model(pcm.float() / 2**15))
+
+
+def test_other_integer_and_bool_dtypes_raise(model, clip):
+    for bad in (clip.to(torch.int64), clip > 0, clip.to(torch.uint8)):
+        with pytest.raises(AudioTypeError, match="dtype"):
+            model(bad)
+
+
+def test_float64_and_float16_work(model, clip):
+    ref = model(clip)
+    torch.testing.assert_close(model(clip.double()), ref)
+    assert model(clip.half()).dtype == torch.float32
+
+
+def test_nan_and_inf_raise(model, clip):
+    for value in (float("nan"), float("inf")):
+        bad = clip.clone()
+        bad[1, 100] = value
+        with pytest.raises(InvalidAudioError, match="NaN or Inf.*batch item 1"):
+            model(bad)
+
+
+def test_empty_raises(model):
+    for bad in (torch.zeros(0), torch.zeros(2, 0), torch.zeros(0, 100)):
+        with pytest.raises(InvalidAudioError, match="empty"):
+            model(bad)
+
+
+def test_numpy_and_lists(model, clip):
+    ref = model(clip)
+    torch.testing.assert_close(model(clip.numpy()), ref)
+    torch.testing.assert_close(model(clip.tolist()), ref)
+    torch.testing.assert_close(model(clip.numpy().astype(np.float64)), ref)
+    with pytest.raises(AudioTypeError):
+        model("clip.wav")
+
+
+def test_non_contiguous_view(model, clip):
+    wide = torch.zeros(2, 32000)
+    wide[:, ::2] = clip
+    view = wide[:, ::2]
+    assert not view.is_contiguous()
+    torch.testing.assert_close(model(view), model(clip))
+
+
+def test_unbatched_and_batch_of_one(model, clip):
+    single = model(clip[0])
+    assert single.shape == (527,)
+    torch.testing.assert_close(single, model(clip[:1])[0])
+    assert model.embed(clip[0]).shape == (model.num_features,)
+
+
+def test_errors_share_one_base_and_builtin_types():
+    assert issubclass(InvalidAudioError, AudiozooError) and issubclass(InvalidAudioError, ValueError)
+    assert issubclass(AudioTypeError, AudiozooError) and issubclass(AudioTypeError, TypeError)
