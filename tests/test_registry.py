@@ -75,7 +75,7 @@ PLUGIN = textwrap.dedent(
         ),
     )
     def plugin_cnn(**kwargs):
-        return CNN(base_channels=4, **kwargs)
+        return CNN(base=4, **kwargs)
     """
 )
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from . import _windows
 from ._audio import as_waveform
 from ._registry import frontends
 from .backbones.base import Backbone, Features
@@ -79,37 +82,73 @@ class AudioModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, waveform: Any, sample_rate: int | None = None) -> torch.Tensor:
-        """Args:
-            waveform: (B, N), (N,) or (B, C, N) audio at ``sample_rate`` (default: the model's).
-            sample_rate: the input's sample rate; it is resampled to :attr:`sample_rate`.
+        """Run the model on audio of any length.
+
+        Without ``sample_rate`` the input is assumed to be at :attr:`sample_rate` (it is not
+        checked: audio at another rate gives wrong outputs silently); with it, the input is
+        resampled to :attr:`sample_rate` first. Short clips are zero-padded to the shortest length
+        the model accepts; on backbones with a maximum input length (PaSST, AST) longer clips run
+        in overlapping windows (see ``docs/guides/long-and-short-audio.md``): clip heads run on
+        every window and their outputs are averaged, frame heads run once on the stitched frames.
+
+        Args:
+            waveform: (B, N), (N,) or (B, C, N) audio (tensor, numpy array or list; validated by
+                :func:`~audiozoo._audio.as_waveform`, moved to the model's device).
+            sample_rate: the input's sample rate in Hz; None means :attr:`sample_rate`.
 
         Returns:
-            (B, K) clip logits, (B, T', K) frame logits or (B, C) embeddings, depending on the head.
+            (B, K) clip logits, (B, T', K) frame logits (``T' ≈ ceil(N / frame_hop)``, frames
+            :attr:`frame_hop` seconds apart) or (B, C) embeddings, depending on the head; without
+            the batch axis for a single (N,) clip.
         """
         wave, unbatched = self._prepare(waveform, sample_rate)
-        out = self.head(self.features(wave))
+        feats, plan = self._encode(wave)
+        if getattr(self.head, "output", "clip") == "frame":
+            out = self.head(self._merge(feats, plan))
+        else:  # clip heads, embedding heads and plain modules: per window, then the mean
+            out = _windows.average(self.head(feats), plan)
         return out[0] if unbatched else out
 
     def embed(
         self, waveform: Any, *, frames: bool = False, sample_rate: int | None = None
     ) -> torch.Tensor:
-        """Backbone embeddings.
+        """Backbone embeddings of audio of any length (same input handling as :meth:`forward`).
 
         Returns:
-            (B, C) clip embedding, or with ``frames=True`` (B, T', C) frame embeddings
-            :attr:`frame_hop` seconds apart.
+            (B, C) clip embedding (the mean of the window embeddings for windowed audio), or with
+            ``frames=True`` (B, T', C) frame embeddings :attr:`frame_hop` seconds apart.
         """
         wave, unbatched = self._prepare(waveform, sample_rate)
-        feats = self.features(wave)
-        out = feats.frames() if frames else feats.pooled()
+        feats, plan = self._encode(wave)
+        if frames:
+            out = self._merge(feats, plan).frames()
+        else:
+            out = _windows.average(feats.pooled(), plan)
         return out[0] if unbatched else out
 
     def features(self, waveform: torch.Tensor) -> Features:
-        """Validated (B, N) float32 waveform at :attr:`sample_rate` → backbone features."""
+        """Backbone features of a validated (B, N) float32 waveform at :attr:`sample_rate`.
+
+        Returns:
+            :class:`~audiozoo.backbones.Features` of the whole clip: the grid has the clip's
+            frames (stitched over windows for long audio, cut to the real duration for padded
+            short clips), the token (transformers) is the mean over windows. This is what frame
+            heads see; clip heads in :meth:`forward` see each window's own features instead.
+        """
+        return self._merge(*self._encode(waveform))
+
+    def _encode(self, wave: torch.Tensor) -> tuple[Features, _windows.WindowPlan]:
+        """Pad or cut (B, N) into windows and run frontend + backbone on all windows at once."""
+        plan = _windows.plan_windows(self.frontend, self.backbone, wave.shape[-1])
         with self._no_grad_if_frozen():
-            spec = self.frontend(waveform)
+            spec = self.frontend(_windows.split(wave, plan))
             feats = self.backbone(spec)
-        return feats
+        return feats, plan
+
+    @staticmethod
+    def _merge(feats: Features, plan: _windows.WindowPlan) -> Features:
+        token = None if feats.token is None else _windows.average(feats.token, plan)
+        return Features(grid=_windows.stitch(feats.grid, plan), token=token)
 
     def _prepare(self, waveform: Any, sample_rate: int | None) -> tuple[torch.Tensor, bool]:
         wave, unbatched = as_waveform(waveform, device=self.device)
@@ -151,6 +190,8 @@ class AudioModel(nn.Module):
         super().train(mode)
         if self._frozen_stages:
             self.frontend.eval()
+            if self.frozen:
+                self.backbone.eval()
             for stage in self.backbone.stages()[: self._frozen_stages]:
                 stage.eval()
         return self
@@ -173,6 +214,20 @@ class AudioModel(nn.Module):
             "head": head_cfg,
             "labels": self.labels,
         }
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """Write the audiozoo format (``config.json`` + ``model.safetensors``) into ``path``;
+        ``audiozoo.create(f"local-dir:{path}")`` rebuilds the model."""
+        from .format import save_pretrained
+
+        return save_pretrained(self, path)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload the audiozoo format and a model card to the Hub repository ``repo_id``;
+        ``audiozoo.create(f"hf-hub:{repo_id}")`` loads it. See :func:`audiozoo.format.push_to_hub`."""
+        from .format import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, sample_rate={self.sample_rate}, frame_hop={self.frame_hop:g}"

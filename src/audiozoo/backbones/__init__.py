@@ -1,10 +1,18 @@
 """Backbones: spectrogram (B, 1, F, T) -> :class:`Features`. Importing a module registers its
 architectures and weight tables."""
 
-from . import base, cnn, mobilenet
+# cnn, mobilenet: convolutional; ast, passt: transformers built on backbones/layers/
+from . import ast, base, cnn, mobilenet, passt
 from .base import Architecture, Backbone, Features, register_backbone
 
-# Transformer backbones (PaSST, AST) register here, written alongside backbones/layers/:
-# from . import ast, passt
-
-__all__ = ["Architecture", "Backbone", "Features", "base", "cnn", "mobilenet", "register_backbone"]
+__all__ = [
+    "Architecture",
+    "Backbone",
+    "Features",
+    "ast",
+    "base",
+    "cnn",
+    "mobilenet",
+    "passt",
+    "register_backbone",
+]

@@ -81,7 +81,12 @@ class CNN(Backbone):
         if base < 1 or multiplier < 1:
             raise RegistryError(f"base and multiplier must be positive, got {base}, {multiplier}")
         self.base, self.multiplier = base, multiplier
-        c1, c2, c3, c4 = base * multiplier, base * multiplier, base * multiplier**2, base * multiplier**3
+        c1, c2, c3, c4 = (
+            base * multiplier,
+            base * multiplier,
+            base * multiplier**2,
+            base * multiplier**3,
+        )
         self.stem = nn.Sequential(
             nn.Conv2d(1, base, 5, stride=2, padding=2, bias=False),
             nn.BatchNorm2d(base),
@@ -130,7 +135,14 @@ class CNN(Backbone):
     "cnn",
     default_cfg=PretrainedCfg(
         arch="cnn",
-        frontend={"name": "mel"},
+        frontend={
+            "name": "mel",
+            "sample_rate": 32000,
+            "n_fft": 1024,
+            "win_length": 800,
+            "hop_length": 320,
+            "n_mels": 128,
+        },
         head={"name": "linear", "num_classes": 10},
         notes="No pretrained weights: the course CNN is trained from scratch.",
     ),

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -170,7 +170,7 @@ class ConcurrentSE(nn.Module):
         reduction: bottleneck ratio; the squeeze width is ``make_divisible(size // reduction)``.
     """
 
-    _AXES = {"c": 1, "f": 2, "t": 3}
+    _AXES: ClassVar[dict[str, int]] = {"c": 1, "f": 2, "t": 3}
 
     def __init__(
         self, channels: int, freq: int, time: int, dims: str, agg: str, reduction: int
@@ -239,24 +239,32 @@ class InvertedResidual(nn.Module):
         layers: list[nn.Module] = []
         if cfg.expanded != cfg.in_channels:
             layers.append(ConvNormAct(cfg.in_channels, cfg.expanded, 1, activation=act))
-        self.depthwise = ConvNormAct(
-            cfg.expanded,
-            cfg.expanded,
-            cfg.kernel,
-            stride=cfg.stride,
-            groups=cfg.expanded,
-            dilation=cfg.dilation,
-            activation=act,
+        # index of the depthwise conv in ``block`` (0 without expansion, else 1)
+        self.depthwise_index = len(layers)
+        layers.append(
+            ConvNormAct(
+                cfg.expanded,
+                cfg.expanded,
+                cfg.kernel,
+                stride=cfg.stride,
+                groups=cfg.expanded,
+                dilation=cfg.dilation,
+                activation=act,
+            )
         )
-        layers.append(self.depthwise)
         if cfg.use_se and se_dims:
             layers.append(ConcurrentSE(cfg.expanded, freq, time, se_dims, se_agg, se_r))
         layers.append(ConvNormAct(cfg.expanded, cfg.out_channels, 1, activation=None))
         self.block = nn.Sequential(*layers)
         self.use_residual = cfg.stride == 1 and cfg.in_channels == cfg.out_channels
 
+    @property
+    def depthwise(self) -> ConvNormAct:
+        """The depthwise conv, the only part of the block that changes (F, T)."""
+        return self.block[self.depthwise_index]  # type: ignore[return-value]
+
     def out_size(self, size: int) -> int:
-        """Output length along frequency or time (only the depthwise conv changes it)."""
+        """Output length along frequency or time."""
         return self.depthwise.out_size(size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -375,7 +383,9 @@ class MobileNetV3(Backbone):
         super().__init__()
         se_dims = "" if se_dims == "none" else se_dims
         if any(d not in "cft" for d in se_dims) or len(set(se_dims)) != len(se_dims):
-            raise RegistryError(f"se_dims must be distinct letters of 'cft' or 'none', got {se_dims!r}")
+            raise RegistryError(
+                f"se_dims must be distinct letters of 'cft' or 'none', got {se_dims!r}"
+            )
         self.width_mult = width_mult
         self.strides = tuple(strides)
         self.se_dims = se_dims

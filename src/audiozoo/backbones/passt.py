@@ -22,6 +22,7 @@ classifiers are LayerNorm + Linear on it (our ``linear`` head with ``norm=True``
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +80,8 @@ class PaSST(Backbone):
     shorter than 16 frames are padded with ``pad_value`` at the end.
     """
 
+    max_frames: int  # always bounded: the positional embeddings have a fixed size
+
     def __init__(
         self,
         fstride: int = 10,
@@ -103,7 +106,9 @@ class PaSST(Backbone):
             raise ValueError("patchout counts must be >= 0")
         self.fstride, self.tstride = fstride, tstride
         self.input_fdim, self.input_tdim = input_fdim, input_tdim
-        self.s_patchout_t, self.s_patchout_f, self.u_patchout = s_patchout_t, s_patchout_f, u_patchout
+        self.s_patchout_t = s_patchout_t
+        self.s_patchout_f = s_patchout_f
+        self.u_patchout = u_patchout
         self.pad_value = pad_value
         self.num_features = embed_dim
         self.time_stride = tstride
@@ -186,8 +191,7 @@ class PaSST(Backbone):
     def _check_input(self, spec: torch.Tensor) -> None:
         if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
             raise InvalidAudioError(
-                f"PaSST expects a spectrogram (B, 1, {self.input_fdim}, T), got "
-                f"{tuple(spec.shape)}"
+                f"PaSST expects a spectrogram (B, 1, {self.input_fdim}, T), got {tuple(spec.shape)}"
             )
         if spec.shape[-1] > self.max_frames:
             raise InvalidAudioError(
@@ -278,103 +282,247 @@ def _cfg(
     )
 
 
-def _build(**kwargs: object) -> PaSST:
-    return PaSST(**kwargs)  # type: ignore[arg-type]
-
-
-_S10 = "v0.0.2-audioset/passt-s-f128-p16-s10"
 _AS = "audioset_mAP"
+_V2 = "v0.0.2-audioset/passt-s-f128-p16"
 
-register_backbone(
-    "passt_s",
-    weights=[
-        _cfg("passt_s", "as", "v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
-             metrics={_AS: 0.476}, notes="AudioSet, structured patchout, SWA (hear21passt default)."),
-        _cfg("passt_s", "as_kd", "v.0.0.9/passt-s-kd-ap.486.pt", metrics={_AS: 0.486},
-             notes="AudioSet with knowledge distillation from a CNN ensemble."),
-        _cfg("passt_s", "as_swa2", f"{_S10}-ap.4761-swa.pt", metrics={_AS: 0.4761},
-             notes="AudioSet, SWA, a second training run."),
-        _cfg("passt_s", "as_noswa", f"{_S10}-ap.472.pt", metrics={_AS: 0.472},
-             notes="AudioSet, final weights without SWA."),
-        _cfg("passt_s", "fsd50k", "v0.0.5/fsd50k-passt-s-f128-p16-s10-ap.655.pt",
-             labels="fsd50k", metrics={"fsd50k_mAP": 0.655}, notes="Fine-tuned on FSD50K."),
-        _cfg("passt_s", "openmic", "v0.0.5/openmic-passt-s-f128-10sec-p16-s10-ap.85.pt",
-             labels="openmic", metrics={"openmic_mAP": 0.85}, notes="Fine-tuned on OpenMIC-2018."),
-        _cfg("passt_s", "openmic_u_swa",
-             "v0.0.4-openmic/openmic2008.passt-u-f128-p16-s10-ap.85-swa.pt",
-             labels="openmic", metrics={"openmic_mAP": 0.85}, s_patchout_t=0, s_patchout_f=0,
-             notes="OpenMIC-2018 with unstructured patchout, SWA (PaSST repository release)."),
-        _cfg("passt_s", "openmic_u", "v0.0.4-openmic/openmic2008.passt-u-f128-p16-s10-ap.85.pt",
-             labels="openmic", metrics={"openmic_mAP": 0.85}, s_patchout_t=0, s_patchout_f=0,
-             notes="OpenMIC-2018 with unstructured patchout (PaSST repository release)."),
-    ],
-)(_build)
+PASST_S = [
+    _cfg(
+        "passt_s",
+        "as",
+        "v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        metrics={_AS: 0.476},
+        notes="AudioSet, structured patchout, SWA (hear21passt default).",
+    ),
+    _cfg(
+        "passt_s",
+        "as_kd",
+        "v.0.0.9/passt-s-kd-ap.486.pt",
+        metrics={_AS: 0.486},
+        notes="AudioSet with knowledge distillation from a CNN ensemble.",
+    ),
+    _cfg(
+        "passt_s",
+        "as_swa2",
+        f"{_V2}-s10-ap.4761-swa.pt",
+        metrics={_AS: 0.4761},
+        notes="AudioSet, SWA, a second training run.",
+    ),
+    _cfg(
+        "passt_s",
+        "as_noswa",
+        f"{_V2}-s10-ap.472.pt",
+        metrics={_AS: 0.472},
+        notes="AudioSet, final weights without SWA.",
+    ),
+    _cfg(
+        "passt_s",
+        "fsd50k",
+        "v0.0.5/fsd50k-passt-s-f128-p16-s10-ap.655.pt",
+        labels="fsd50k",
+        metrics={"fsd50k_mAP": 0.655},
+        notes="Fine-tuned on FSD50K.",
+    ),
+    _cfg(
+        "passt_s",
+        "openmic",
+        "v0.0.5/openmic-passt-s-f128-10sec-p16-s10-ap.85.pt",
+        labels="openmic",
+        metrics={"openmic_mAP": 0.85},
+        notes="Fine-tuned on OpenMIC-2018.",
+    ),
+]
+PASST_S_S12 = [
+    _cfg(
+        "passt_s_s12",
+        "as",
+        f"{_V2}-s12-ap.473-swa.pt",
+        fstride=12,
+        metrics={_AS: 0.473},
+        notes="AudioSet, patch stride 12, SWA.",
+    ),
+    _cfg(
+        "passt_s_s12",
+        "as_noswa",
+        f"{_V2}-s12-ap.470.pt",
+        fstride=12,
+        metrics={_AS: 0.470},
+        notes="AudioSet, patch stride 12, without SWA.",
+    ),
+]
+PASST_S_S14 = [
+    _cfg(
+        "passt_s_s14",
+        "as",
+        f"{_V2}-s14-ap.471-swa.pt",
+        fstride=14,
+        metrics={_AS: 0.471},
+        notes="AudioSet, patch stride 14, SWA.",
+    ),
+    _cfg(
+        "passt_s_s14",
+        "as_noswa",
+        f"{_V2}-s14-ap.469.pt",
+        fstride=14,
+        metrics={_AS: 0.469},
+        notes="AudioSet, patch stride 14, without SWA.",
+    ),
+]
+PASST_S_S16 = [
+    _cfg(
+        "passt_s_s16",
+        "as",
+        f"{_V2}-s16-ap.473-swa.pt",
+        fstride=16,
+        metrics={_AS: 0.473},
+        notes="AudioSet, patch stride 16, SWA.",
+    ),
+    _cfg(
+        "passt_s_s16",
+        "as_noswa",
+        f"{_V2}-s16-ap.468.pt",
+        fstride=16,
+        metrics={_AS: 0.468},
+        notes="AudioSet, patch stride 16, without SWA.",
+    ),
+    _cfg(
+        "passt_s_s16",
+        "as_nopatchout",
+        "v.0.0.7-audioset/passt-b-f128-p16-s16-ap.459.pt",
+        fstride=16,
+        metrics={_AS: 0.459},
+        s_patchout_t=0,
+        s_patchout_f=0,
+        notes="AudioSet trained without patchout (upstream 'passt_b').",
+    ),
+    _cfg(
+        "passt_s_s16",
+        "as_u600",
+        "v.0.0.7-audioset/passt-u600-f128-p16-s16-ap.460.pt",
+        fstride=16,
+        metrics={_AS: 0.460},
+        s_patchout_t=0,
+        s_patchout_f=0,
+        u_patchout=600,
+        notes="AudioSet with unstructured patchout of 600 patches (upstream 'passt_u600').",
+    ),
+    _cfg(
+        "passt_s_s16",
+        "fsd50k",
+        "v0.0.5/fsd50k-passt-s-n-f128-p16-s16-ap.642.pt",
+        fstride=16,
+        labels="fsd50k",
+        metrics={"fsd50k_mAP": 0.642},
+        notes="Fine-tuned on FSD50K (upstream 'fsd50k-n': patches without overlap).",
+    ),
+]
+PASST_S_HOP100 = [
+    _cfg(
+        "passt_s_hop100",
+        "as",
+        "v0.0.3-audioset/passt-s-f128-stfthop100-p16-s10-ap.473-swa.pt",
+        hop=100,
+        input_tdim=3200,
+        metrics={_AS: 0.473},
+        notes="AudioSet, STFT hop 100 samples: 3200 frames per 10 s, SWA.",
+    ),
+]
+PASST_S_HOP160 = [
+    _cfg(
+        "passt_s_hop160",
+        "as",
+        "v0.0.3-audioset/passt-s-f128-stfthop160-p16-s10-ap.473-swa.pt",
+        hop=160,
+        input_tdim=2000,
+        metrics={_AS: 0.473},
+        notes="AudioSet, STFT hop 160 samples: 2000 frames per 10 s, SWA.",
+    ),
+]
+PASST_S_20S = [
+    _cfg(
+        "passt_s_20s",
+        "as",
+        "v0.0.5/passt-s-f128-20sec-p16-s10-ap.474-swa.pt",
+        input_tdim=2000,
+        metrics={_AS: 0.474},
+        notes="AudioSet, time positions for 20 s (trained on 10 s crops at random offsets), SWA.",
+    ),
+]
+PASST_S_30S = [
+    _cfg(
+        "passt_s_30s",
+        "as",
+        "v0.0.5/passt-s-f128-30sec-p16-s10-ap.473-swa.pt",
+        input_tdim=3000,
+        metrics={_AS: 0.473},
+        notes="AudioSet, time positions for 30 s (trained on 10 s crops at random offsets), SWA.",
+    ),
+]
+PASST_L = [
+    _cfg(
+        "passt_l",
+        "as_kd",
+        "v.0.0.10/passt-l-kd-ap.47.pt",
+        depth=7,
+        metrics={_AS: 0.4708},
+        notes="PaSST-L (7 blocks), AudioSet with knowledge distillation.",
+    ),
+]
 
-for _stride, _swa, _plain in ((12, 0.473, 0.470), (14, 0.471, 0.469), (16, 0.473, 0.468)):
-    _arch = f"passt_s_s{_stride}"
-    _base = f"v0.0.2-audioset/passt-s-f128-p16-s{_stride}"
-    _extra = []
-    if _stride == 16:
-        _extra = [
-            _cfg(_arch, "as_nopatchout", "v.0.0.7-audioset/passt-b-f128-p16-s16-ap.459.pt",
-                 fstride=16, metrics={_AS: 0.459}, s_patchout_t=0, s_patchout_f=0,
-                 notes="AudioSet trained without patchout (upstream 'passt_b')."),
-            _cfg(_arch, "as_u600", "v.0.0.7-audioset/passt-u600-f128-p16-s16-ap.460.pt",
-                 fstride=16, metrics={_AS: 0.460}, s_patchout_t=0, s_patchout_f=0,
-                 u_patchout=600, notes="AudioSet with unstructured patchout of 600 patches."),
-            _cfg(_arch, "fsd50k", "v0.0.5/fsd50k-passt-s-n-f128-p16-s16-ap.642.pt",
-                 fstride=16, labels="fsd50k", metrics={"fsd50k_mAP": 0.642},
-                 notes="Fine-tuned on FSD50K (upstream 'fsd50k-n', no patch overlap)."),
-        ]
-    register_backbone(
-        _arch,
-        weights=[
-            _cfg(_arch, "as", f"{_base}-ap.{round(_swa * 1000)}-swa.pt", fstride=_stride,
-                 metrics={_AS: _swa}, notes=f"AudioSet, patch stride {_stride}, SWA."),
-            _cfg(_arch, "as_noswa", f"{_base}-ap.{round(_plain * 1000)}.pt", fstride=_stride,
-                 metrics={_AS: _plain}, notes=f"AudioSet, patch stride {_stride}, without SWA."),
-            *_extra,
-        ],
-    )(_build)
 
-register_backbone(
-    "passt_s_hop100",
-    weights=[
-        _cfg("passt_s_hop100", "as",
-             "v0.0.3-audioset/passt-s-f128-stfthop100-p16-s10-ap.473-swa.pt",
-             hop=100, input_tdim=3200, metrics={_AS: 0.473},
-             notes="AudioSet, STFT hop 100 (3.125 ms): 3200 frames per 10 s, SWA."),
-    ],
-)(_build)
-register_backbone(
-    "passt_s_hop160",
-    weights=[
-        _cfg("passt_s_hop160", "as",
-             "v0.0.3-audioset/passt-s-f128-stfthop160-p16-s10-ap.473-swa.pt",
-             hop=160, input_tdim=2000, metrics={_AS: 0.473},
-             notes="AudioSet, STFT hop 160 (5 ms): 2000 frames per 10 s, SWA."),
-    ],
-)(_build)
-register_backbone(
-    "passt_s_20s",
-    weights=[
-        _cfg("passt_s_20s", "as", "v0.0.5/passt-s-f128-20sec-p16-s10-ap.474-swa.pt",
-             input_tdim=2000, metrics={_AS: 0.474},
-             notes="AudioSet, time positions for 20 s (trained on 10 s crops at random offsets)."),
-    ],
-)(_build)
-register_backbone(
-    "passt_s_30s",
-    weights=[
-        _cfg("passt_s_30s", "as", "v0.0.5/passt-s-f128-30sec-p16-s10-ap.473-swa.pt",
-             input_tdim=3000, metrics={_AS: 0.473},
-             notes="AudioSet, time positions for 30 s (trained on 10 s crops at random offsets)."),
-    ],
-)(_build)
-register_backbone(
-    "passt_l",
-    weights=[
-        _cfg("passt_l", "as_kd", "v.0.0.10/passt-l-kd-ap.47.pt", depth=7,
-             metrics={_AS: 0.4708}, notes="PaSST-L (7 blocks), AudioSet with knowledge distillation."),
-    ],
-)(_build)
+# ---------------------------------------------------------------------------------------------
+# Registration. Each builder's defaults are its architecture; keyword arguments override them
+# (e.g. ``create("passt_s.as", s_patchout_t=0)`` for frame-level fine-tuning).
+
+
+@register_backbone("passt_s", weights=PASST_S)
+def passt_s(**kwargs: Any) -> PaSST:
+    """PaSST-S: 12 blocks, patch stride 10, 10 s clips at hop 320."""
+    return PaSST(**kwargs)
+
+
+@register_backbone("passt_s_s12", weights=PASST_S_S12)
+def passt_s_s12(**kwargs: Any) -> PaSST:
+    """PaSST-S with patch stride 12 (less overlap, fewer tokens)."""
+    return PaSST(**{"fstride": 12, "tstride": 12, **kwargs})
+
+
+@register_backbone("passt_s_s14", weights=PASST_S_S14)
+def passt_s_s14(**kwargs: Any) -> PaSST:
+    """PaSST-S with patch stride 14."""
+    return PaSST(**{"fstride": 14, "tstride": 14, **kwargs})
+
+
+@register_backbone("passt_s_s16", weights=PASST_S_S16)
+def passt_s_s16(**kwargs: Any) -> PaSST:
+    """PaSST-S with patch stride 16 (no overlap)."""
+    return PaSST(**{"fstride": 16, "tstride": 16, **kwargs})
+
+
+@register_backbone("passt_s_hop100", weights=PASST_S_HOP100)
+def passt_s_hop100(**kwargs: Any) -> PaSST:
+    """PaSST-S for spectrograms with hop 100 (3200 frames per 10 s)."""
+    return PaSST(**{"input_tdim": 3200, **kwargs})
+
+
+@register_backbone("passt_s_hop160", weights=PASST_S_HOP160)
+def passt_s_hop160(**kwargs: Any) -> PaSST:
+    """PaSST-S for spectrograms with hop 160 (2000 frames per 10 s)."""
+    return PaSST(**{"input_tdim": 2000, **kwargs})
+
+
+@register_backbone("passt_s_20s", weights=PASST_S_20S)
+def passt_s_20s(**kwargs: Any) -> PaSST:
+    """PaSST-S with time positions for 20 s clips."""
+    return PaSST(**{"input_tdim": 2000, **kwargs})
+
+
+@register_backbone("passt_s_30s", weights=PASST_S_30S)
+def passt_s_30s(**kwargs: Any) -> PaSST:
+    """PaSST-S with time positions for 30 s clips."""
+    return PaSST(**{"input_tdim": 3000, **kwargs})
+
+
+@register_backbone("passt_l", weights=PASST_L)
+def passt_l(**kwargs: Any) -> PaSST:
+    """PaSST-L: PaSST-S with 7 blocks."""
+    return PaSST(**{"depth": 7, **kwargs})

@@ -91,7 +91,9 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         # (B, N, 3D) -> (3, B, H, N, D/H): rows of qkv are q | k | v, each split per head
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        )
         x = F.scaled_dot_product_attention(
             qkv[0], qkv[1], qkv[2], dropout_p=self.attn_drop if self.training else 0.0
         )

@@ -1,0 +1,156 @@
+"""Any-length audio: padding short clips and cutting long ones into overlapping windows.
+
+:class:`~audiozoo.AudioModel` plans every batch with :func:`plan_windows` from the frontend's
+``hop_length`` / ``min_samples`` / :meth:`~audiozoo.frontends.Frontend.num_frames` and the
+backbone's ``min_frames`` / ``max_frames`` / ``time_stride``:
+
+- **short clips** (fewer samples than the frontend needs, or fewer spectrogram frames than the
+  backbone needs) are zero-padded at the end to the shortest length that works, as upstream
+  training pipelines pad with zeros;
+- **long clips** on backbones with a fixed maximum input (PaSST, AST, MobileNets with time
+  squeeze-excitation) are cut into windows of ``max_frames * hop_length`` samples (reduced until
+  the frontend gives at most ``max_frames`` frames) that overlap by about 50 %: the window step is
+  the largest multiple of the output frame hop that is at most half a window, so every window's
+  output frames lie on one global time grid. The last window is zero-padded at the end. All
+  windows of all clips go through frontend and backbone as one batch.
+
+Window outputs are merged by :func:`average` (clip outputs: plain mean over a clip's windows) and
+:func:`stitch` (frame outputs: each global frame ``t`` — ``t * frame_hop`` seconds — is taken from
+the window in which it lies closest to the centre, so no frame comes from a window edge).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .backbones.base import Backbone
+from .frontends.base import Frontend
+
+__all__ = ["WindowPlan", "average", "plan_windows", "split", "stitch"]
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a batch of clips of ``num_samples`` samples runs through frontend and backbone.
+
+    Attributes:
+        num_samples: real samples per clip.
+        length: samples per window (one window: the clip length after padding).
+        step: samples between window starts (a multiple of ``frame_hop``).
+        count: windows per clip (1 when the clip fits the backbone).
+        frame_hop: samples between output frames (frontend hop × backbone time stride).
+        window_frames: output frames of one window (backbone in eval mode).
+        out_frames: output frames of the whole clip: ``ceil(num_samples / frame_hop)`` (at least 1),
+            capped at what the windows cover.
+    """
+
+    num_samples: int
+    length: int
+    step: int
+    count: int
+    frame_hop: int
+    window_frames: int
+    out_frames: int
+
+    @property
+    def windowed(self) -> bool:
+        return self.count > 1
+
+
+def window_samples(frontend: Frontend, backbone: Backbone) -> int | None:
+    """Samples per window for a backbone with ``max_frames`` (None if any length works).
+
+    ``max_frames * hop_length`` (the trained length: 10.05 s for PaSST-S, 10.24 s for AST),
+    shortened hop by hop until the frontend yields at most ``max_frames`` frames.
+    """
+    max_frames = backbone.max_frames
+    if max_frames is None:
+        return None
+    hop = frontend.hop_length
+    length = max_frames * hop
+    while length > hop and frontend.num_frames(length) > max_frames:
+        length -= hop
+    return max(length, frontend.min_samples)
+
+
+def min_samples(frontend: Frontend, backbone: Backbone) -> int:
+    """Shortest clip that the frontend accepts and that gives the backbone ``min_frames`` frames."""
+    n = max(frontend.min_samples, 1)
+    if frontend.num_frames(n) >= backbone.min_frames:
+        return n
+    # Jump close to the answer, then walk: num_frames is non-decreasing in the sample count.
+    n = max(n, (backbone.min_frames - 1) * frontend.hop_length + 1)
+    while frontend.num_frames(n) < backbone.min_frames:
+        n += 1
+    return n
+
+
+def plan_windows(frontend: Frontend, backbone: Backbone, num_samples: int) -> WindowPlan:
+    """Plan padding and windowing for clips of ``num_samples`` samples (see the module docstring)."""
+    frame_hop = frontend.hop_length * backbone.time_stride
+    wanted = max(1, math.ceil(num_samples / frame_hop))
+    window = window_samples(frontend, backbone)
+    if window is None or num_samples <= window:
+        length = max(num_samples, min_samples(frontend, backbone))
+        frames = backbone.num_output_frames(frontend.num_frames(length))
+        return WindowPlan(num_samples, length, length, 1, frame_hop, frames, min(wanted, frames))
+    frames = backbone.num_output_frames(frontend.num_frames(window))
+    step = max(frame_hop, (window // 2) // frame_hop * frame_hop)
+    step_frames = step // frame_hop
+    # Enough windows to cover every sample, and every one of the ``wanted`` output frames (a
+    # window's frames may cover a little less than its samples: patches need whole strides).
+    count = 1 + max(
+        math.ceil((num_samples - window) / step), math.ceil(max(wanted - frames, 0) / step_frames)
+    )
+    out_frames = min(wanted, (count - 1) * step_frames + frames)
+    return WindowPlan(num_samples, window, step, count, frame_hop, frames, out_frames)
+
+
+def split(waveform: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
+    """(B, N) → (B * count, length): zero-pad at the end and cut into the plan's windows."""
+    total = (plan.count - 1) * plan.step + plan.length
+    if waveform.shape[-1] < total:
+        waveform = F.pad(waveform, (0, total - waveform.shape[-1]))
+    if plan.count == 1:
+        return waveform
+    windows = waveform.unfold(-1, plan.length, plan.step)  # (B, count, length)
+    return windows.reshape(-1, plan.length)
+
+
+def average(x: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
+    """(B * count, ...) → (B, ...): mean over each clip's windows."""
+    if plan.count == 1:
+        return x
+    return x.reshape(-1, plan.count, *x.shape[1:]).mean(dim=1)
+
+
+def stitch(grid: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
+    """Merge per-window feature grids along time into one grid per clip, cut to the clip length.
+
+    Args:
+        grid: (B * count, C, F', T'w) features of every window.
+
+    Returns:
+        (B, C, F', out_frames): global frame ``t`` is frame ``t - k * step_frames`` of the window
+        ``k`` in which it lies closest to that window's centre (a single window is only cut).
+    """
+    if plan.count == 1:
+        return grid[..., : plan.out_frames] if grid.shape[-1] > plan.out_frames else grid
+    per_window = grid.shape[-1]  # the real size (training-time patchout may shorten it)
+    s = plan.step // plan.frame_hop
+    out_frames = min(plan.out_frames, (plan.count - 1) * s + per_window)
+    t = torch.arange(out_frames, device=grid.device)
+    lo = torch.div(t - per_window + s, s, rounding_mode="floor").clamp(min=0)  # ceil((t-Tw+1)/s)
+    hi = torch.div(t, s, rounding_mode="floor").clamp(max=plan.count - 1)
+    centre = (per_window - 1) / 2
+    k = torch.round((t - centre) / s).long()
+    k = torch.maximum(torch.minimum(k, hi), lo)
+    index = k * per_window + (t - k * s)
+    b = grid.shape[0] // plan.count
+    c, f = grid.shape[1], grid.shape[2]
+    flat = grid.reshape(b, plan.count, c, f, per_window).permute(0, 2, 3, 1, 4)
+    return flat.reshape(b, c, f, plan.count * per_window).index_select(-1, index)

@@ -1,0 +1,323 @@
+"""AST: Audio Spectrogram Transformer.
+
+Gong, Chung, Glass: "AST: Audio Spectrogram Transformer", Interspeech 2021,
+https://arxiv.org/abs/2104.01778. Upstream: https://github.com/YuanGongND/ast (BSD-3-Clause) and
+the Hugging Face port ``transformers.ASTForAudioClassification`` (checkpoints ``MIT/ast-*``).
+
+A DeiT-B/384 (distilled) transformer on overlapping 16x16 patches of a normalised Kaldi fbank
+(16 kHz, 128 bins). Unlike PaSST it has one learned positional embedding table for the cls and
+dist tokens and all patches, of the trained input length (1024 frames for AudioSet, 128 for
+Speech Commands): the model takes exactly that many frames. The clip embedding is the mean of
+the cls and dist tokens after the final LayerNorm; the classifier is LayerNorm + Linear on it.
+
+Input layout: upstream feeds (B, T, F) and transposes to (B, 1, F, T) before the patch conv;
+audiozoo's frontends already give (B, 1, F, T), so no transpose is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._errors import InvalidAudioError
+from ..pretrained import PretrainedCfg
+from .base import Backbone, Features, register_backbone
+from .layers import Block, ParamStage, PatchEmbed, init_vit_weights
+
+__all__ = ["AST"]
+
+PATCH_SIZE = 16
+AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
+SPEECH_COMMANDS_MEAN, SPEECH_COMMANDS_STD = -6.845978, 5.5654526
+
+
+def padding_value(mean: float, std: float) -> float:
+    """What upstream's padding becomes after normalisation: frames are padded with 0 in the log
+    domain, then normalised as ``(x - mean) / (2 * std)`` (0.467 for AudioSet statistics)."""
+    return (0.0 - mean) / (2.0 * std)
+
+
+class AST(Backbone):
+    """AST backbone: normalised fbank (B, 1, F, T) -> patch-token grid and summary token.
+
+    Args:
+        fstride: patch stride over frequency (10; 12, 14, 16 for the ``ast_sNN`` models).
+        tstride: patch stride over time.
+        input_fdim: mel bins (128).
+        input_tdim: frames the model was trained with (upstream ``max_length``/``target_length``:
+            1024 for AudioSet, 128 for Speech Commands). The positional table has
+            ``2 + F' * T'`` entries for this length.
+        embed_dim: token width ``D``.
+        depth: transformer blocks.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width / ``D``.
+        norm_eps: LayerNorm epsilon of blocks and final norm: 1e-6 in the original release,
+            1e-12 in the Hugging Face port (the ``MIT/ast-*`` weights use 1e-12 for exact parity).
+        drop_rate: dropout after attention projections and in the MLPs.
+        attn_drop_rate: dropout on attention weights.
+        drop_path_rate: stochastic depth, rising linearly to this value over the blocks.
+        pad_value: value appended to spectrograms shorter than ``input_tdim``. The default is
+            exactly what the upstream pipeline gives for padded frames with AudioSet statistics
+            (:func:`padding_value`); the Speech Commands weights use their own statistics.
+
+    The ``kaldi_fbank`` frontend already pads or trims to ``input_tdim`` (``target_frames``), so
+    the backbone normally sees exactly ``input_tdim`` frames. Shorter inputs (a frontend without
+    ``target_frames``) are padded at the end with ``pad_value``, which reproduces the upstream
+    result; longer ones raise (AudioModel cuts long audio into ``max_frames`` windows). The grid
+    always covers the padded length: (B, D, F', T') with T' from ``input_tdim``.
+    """
+
+    max_frames: int  # always bounded: the positional embeddings have a fixed size
+
+    def __init__(
+        self,
+        fstride: int = 10,
+        tstride: int = 10,
+        input_fdim: int = 128,
+        input_tdim: int = 1024,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        norm_eps: float = 1e-6,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        pad_value: float = padding_value(AUDIOSET_MEAN, AUDIOSET_STD),
+    ) -> None:
+        super().__init__()
+        self.fstride, self.tstride = fstride, tstride
+        self.input_fdim, self.input_tdim = input_fdim, input_tdim
+        self.pad_value = pad_value
+        self.num_features = embed_dim
+        self.time_stride = tstride
+        self.max_frames = input_tdim
+        self.min_frames = input_tdim
+
+        self.patch_embed = PatchEmbed(embed_dim, PATCH_SIZE, (fstride, tstride))
+        self.grid_f, self.grid_t = self.patch_embed.grid_shape(input_fdim, input_tdim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 2 + self.grid_f * self.grid_t, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.Sequential(
+            *(
+                Block(embed_dim, num_heads, mlp_ratio, True, norm_eps, drop_rate, attn_drop_rate, r)
+                for r in rates
+            )
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        for p in (self.cls_token, self.dist_token, self.pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.apply(init_vit_weights)
+
+    def num_output_frames(self, num_frames: int) -> int:
+        """Always ``T'`` of ``input_tdim``: shorter inputs are padded to it."""
+        return self.grid_t
+
+    def forward(self, spec: torch.Tensor) -> Features:
+        """Args: spec (B, 1, F, T), T <= input_tdim. Returns: grid (B, D, F', T'), token (B, D)."""
+        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
+            raise InvalidAudioError(
+                f"AST expects a spectrogram (B, 1, {self.input_fdim}, T), got {tuple(spec.shape)}"
+            )
+        if spec.shape[-1] > self.input_tdim:
+            raise InvalidAudioError(
+                f"AST was trained on {self.input_tdim}-frame spectrograms and has positions for "
+                f"no more, got {spec.shape[-1]} frames. Use the kaldi_fbank frontend with "
+                f"target_frames={self.input_tdim} (it trims), or cut the spectrogram; AudioModel "
+                "splits longer audio into windows."
+            )
+        if spec.shape[-1] < self.input_tdim:
+            spec = F.pad(spec, (0, self.input_tdim - spec.shape[-1]), value=self.pad_value)
+        x = self.patch_embed(spec)  # (B, D, F', T')
+        b, d, f, t = x.shape
+        patches = x.flatten(2).transpose(1, 2)  # (B, F'*T', D), frequency-major
+        tokens = torch.cat(
+            (self.cls_token.expand(b, -1, -1), self.dist_token.expand(b, -1, -1), patches), dim=1
+        )
+        tokens = self.pos_drop(tokens + self.pos_embed)
+        tokens = self.norm(self.blocks(tokens))
+        grid = tokens[:, 2:].transpose(1, 2).reshape(b, d, f, t)
+        return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+
+    def stages(self) -> list[nn.Module]:
+        """Patch embedding with tokens and positional table, each block, the final norm."""
+        embed = ParamStage(
+            {"patch_embed": self.patch_embed},
+            {
+                "cls_token": self.cls_token,
+                "dist_token": self.dist_token,
+                "pos_embed": self.pos_embed,
+            },
+        )
+        return [embed, *self.blocks, self.norm]
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight table: the Hugging Face conversions of the original release (org MIT). They run with
+# LayerNorm eps 1e-12 everywhere, as transformers does; the original release used 1e-6 (blocks)
+# and 1e-5 (classifier), a difference far below the conversion tolerance upstream checked.
+
+_CITATION = """@inproceedings{gong2021ast,
+  author    = {Yuan Gong and Yu-An Chung and James Glass},
+  title     = {{AST}: Audio Spectrogram Transformer},
+  booktitle = {Interspeech 2021},
+  year      = {2021},
+}"""
+
+
+def _cfg(
+    arch: str,
+    tag: str,
+    repo: str,
+    *,
+    metrics: dict[str, float],
+    stride: int = 10,
+    notes: str | None = None,
+    speech_commands: bool = False,
+) -> PretrainedCfg:
+    mean, std = (
+        (SPEECH_COMMANDS_MEAN, SPEECH_COMMANDS_STD)
+        if speech_commands
+        else (AUDIOSET_MEAN, AUDIOSET_STD)
+    )
+    frames = 128 if speech_commands else 1024
+    return PretrainedCfg(
+        arch=arch,
+        tag=tag,
+        hf_hub_id=repo,
+        hf_filename="model.safetensors",
+        converter="ast_hf",
+        frontend={
+            "name": "kaldi_fbank",
+            "sample_rate": 16000,
+            "n_mels": 128,
+            "target_frames": frames,
+            "mean": mean,
+            "std": std,
+        },
+        backbone_kwargs={
+            "fstride": stride,
+            "tstride": stride,
+            "input_tdim": frames,
+            "norm_eps": 1e-12,
+            "pad_value": padding_value(mean, std),
+        },
+        head={
+            "name": "linear",
+            "num_classes": 35 if speech_commands else 527,
+            "norm": True,
+            "norm_eps": 1e-12,
+        },
+        labels="speech_commands" if speech_commands else "audioset",
+        license="BSD-3-Clause",
+        citation=_CITATION,
+        paper="https://arxiv.org/abs/2104.01778",
+        metrics=metrics,
+        notes=notes,
+    )
+
+
+_AS = "audioset_mAP"
+
+AST_S10 = [
+    _cfg(
+        "ast",
+        "as",
+        "MIT/ast-finetuned-audioset-10-10-0.4593",
+        metrics={_AS: 0.4593},
+        notes="AudioSet, weight-averaged; the best single AST model (audioset_10_10_0.4593.pth).",
+    ),
+    _cfg(
+        "ast",
+        "as_2",
+        "MIT/ast-finetuned-audioset-10-10-0.450",
+        metrics={_AS: 0.4495},
+        notes="AudioSet, another training run (audioset_10_10_0.4495.pth).",
+    ),
+    _cfg(
+        "ast",
+        "as_3",
+        "MIT/ast-finetuned-audioset-10-10-0.448",
+        metrics={_AS: 0.4483},
+        notes="AudioSet, another training run (audioset_10_10_0.4483.pth).",
+    ),
+    _cfg(
+        "ast",
+        "as_4",
+        "MIT/ast-finetuned-audioset-10-10-0.448-v2",
+        metrics={_AS: 0.4475},
+        notes="AudioSet, another training run (audioset_10_10_0.4475.pth).",
+    ),
+    _cfg(
+        "ast",
+        "speech_commands",
+        "MIT/ast-finetuned-speech-commands-v2",
+        metrics={"speech_commands_accuracy": 0.9812},
+        speech_commands=True,
+        notes="Speech Commands V2 (35 classes), 128-frame (1.28 s) inputs.",
+    ),
+]
+AST_S12 = [
+    _cfg(
+        "ast_s12",
+        "as",
+        "MIT/ast-finetuned-audioset-12-12-0.447",
+        stride=12,
+        metrics={_AS: 0.4467},
+        notes="AudioSet, patch stride 12.",
+    ),
+]
+AST_S14 = [
+    _cfg(
+        "ast_s14",
+        "as",
+        "MIT/ast-finetuned-audioset-14-14-0.443",
+        stride=14,
+        metrics={_AS: 0.4431},
+        notes="AudioSet, patch stride 14.",
+    ),
+]
+AST_S16 = [
+    _cfg(
+        "ast_s16",
+        "as",
+        "MIT/ast-finetuned-audioset-16-16-0.442",
+        stride=16,
+        metrics={_AS: 0.4422},
+        notes="AudioSet, patch stride 16 (no patch overlap).",
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration. Builders default to their architecture; keyword arguments override.
+
+
+@register_backbone("ast", weights=AST_S10)
+def ast(**kwargs: Any) -> AST:
+    """AST base384, patch stride 10, 1024 frames (10.24 s)."""
+    return AST(**kwargs)
+
+
+@register_backbone("ast_s12", weights=AST_S12)
+def ast_s12(**kwargs: Any) -> AST:
+    """AST with patch stride 12."""
+    return AST(**{"fstride": 12, "tstride": 12, **kwargs})
+
+
+@register_backbone("ast_s14", weights=AST_S14)
+def ast_s14(**kwargs: Any) -> AST:
+    """AST with patch stride 14."""
+    return AST(**{"fstride": 14, "tstride": 14, **kwargs})
+
+
+@register_backbone("ast_s16", weights=AST_S16)
+def ast_s16(**kwargs: Any) -> AST:
+    """AST with patch stride 16."""
+    return AST(**{"fstride": 16, "tstride": 16, **kwargs})

@@ -1,0 +1,371 @@
+"""The audiozoo format: ``config.json`` + ``model.safetensors`` in a folder or a Hub repository.
+
+``config.json`` names registered parts only (architecture, frontend, head) with JSON arguments;
+loading validates every field and builds the model through the registries, so nothing in a
+config is ever executed. ``model.safetensors`` holds the native keys of
+``AudioModel.state_dict()`` (``backbone.*``, ``head.*``). Example config::
+
+    {
+      "format": "audiozoo",
+      "format_version": 1,
+      "audiozoo_version": "0.1.0",
+      "architecture": "mn10",
+      "pretrained_name": "mn10.as",
+      "backbone_kwargs": {},
+      "frontend": {"name": "stft_mel", "sample_rate": 32000, ...},
+      "head": {"name": "linear", "num_classes": 10, "norm": false, "norm_eps": 1e-05},
+      "labels": ["dog", "rain", ...],
+      "pretrained_cfg": {"license": "MIT", "citation": "...", "paper": "...", "metrics": {...},
+                         "notes": null}
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError
+from ._registry import backbones, frontends, heads
+from .pretrained import PretrainedCfg
+
+if TYPE_CHECKING:
+    from .model import AudioModel
+
+__all__ = ["load_audiozoo_model", "model_card", "push_to_hub", "read_config", "save_pretrained"]
+
+FORMAT_NAME = "audiozoo"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+# Hugging Face model-card license identifiers for the SPDX names used in weight tables.
+_HF_LICENSES = {"MIT": "mit", "Apache-2.0": "apache-2.0", "BSD-3-Clause": "bsd-3-clause"}
+_REQUIRED = ("format", "format_version", "architecture", "backbone_kwargs", "frontend", "head")
+_OPTIONAL = ("audiozoo_version", "pretrained_name", "labels", "pretrained_cfg")
+_PRETRAINED_FIELDS = ("license", "citation", "paper", "metrics", "notes")
+
+
+# ------------------------------------------------------------------------------------ save
+def model_config(model: AudioModel) -> dict[str, Any]:
+    """The ``config.json`` content for ``model``."""
+    base = model.config()
+    if base.get("head") is None:
+        raise RegistryError(
+            f"the model's head is a {type(model.head).__name__}, not a registered head: the "
+            "audiozoo format can only name registered parts (see audiozoo.register_head)"
+        )
+    cfg = model.pretrained_cfg
+    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **base}
+    config["pretrained_cfg"] = {k: getattr(cfg, k) for k in _PRETRAINED_FIELDS}
+    return _jsonable(config, "config")
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Tuples → lists; anything that is not plain JSON data is an error."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RegistryError(f"{where} = {value} cannot be stored in config.json")
+        return value
+    raise RegistryError(
+        f"{where} is a {type(value).__name__}; the audiozoo format stores JSON values only"
+    )
+
+
+def save_pretrained(model: AudioModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into the folder ``path`` (created).
+
+    Returns:
+        The folder.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(path).expanduser()
+    config = model_config(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    # clone: safetensors refuses tensors that share memory, and must not see views
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    _write_atomic(folder / WEIGHTS_NAME, lambda p: save_file(
+        tensors, str(p), metadata={"format": "pt", "audiozoo_architecture": model.arch}))
+    text = json.dumps(config, indent=2) + "\n"
+    _write_atomic(folder / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    return folder
+
+
+def _write_atomic(target: Path, write: Any) -> None:
+    from ._hub import _atomic_write
+
+    _atomic_write(target, write)
+
+
+# ------------------------------------------------------------------------------------ card
+def model_card(model: AudioModel, repo_id: str | None = None) -> str:
+    """A Hugging Face model card (README.md) for ``model``: task, labels, metrics, license,
+    citation and how to load it."""
+    config = model_config(model)
+    cfg = model.pretrained_cfg
+    head = config["head"]
+    head_cls = heads.get(head["name"])
+    output = getattr(head_cls, "output", "clip")
+    task = {
+        "clip": f"clip-level audio classification ({head.get('num_classes')} classes)",
+        "frame": f"frame-level audio tagging / sound event detection ({head.get('num_classes')} "
+                 f"classes, one output every {model.frame_hop:g} s)",
+        "embedding": f"audio embeddings ({model.num_features} dimensions)",
+    }.get(output, output)
+    name = f"hf-hub:{repo_id}" if repo_id else "local-dir:PATH"
+    lines = ["---", "library_name: audiozoo", "tags:", "- audio", "- audiozoo", f"- {model.arch}"]
+    if cfg.license:
+        lines.append(f"license: {_HF_LICENSES.get(cfg.license, 'other')}")
+    if output == "clip":
+        lines.append("pipeline_tag: audio-classification")
+    lines += ["---", "", f"# {repo_id or model.arch}", "",
+              f"An [audiozoo](https://github.com/audiozoo/audiozoo) model: `{model.arch}` backbone, "
+              f"`{head['name']}` head, built from `{config.get('pretrained_name')}`.", "",
+              "## Task", "", task, "",
+              f"Input: mono audio at {model.sample_rate} Hz "
+              f"({config['frontend']['name']} frontend).", ""]
+    lines += ["## How to load", "", "```python", "import audiozoo", "",
+              f'model = audiozoo.create("{name}")',
+              f"logits = model(waveform)  # waveform: (batch, samples) at {model.sample_rate} Hz",
+              "```", "", "or from the command line: "
+              f"`audiozoo tag clip.wav --model {name}`.", ""]
+    labels = config.get("labels")
+    lines += ["## Labels", ""]
+    if labels:
+        lines += [f"{len(labels)} classes:", "", "<details>", "",
+                  *(f"{i}. {label}" for i, label in enumerate(labels)), "", "</details>", ""]
+    else:
+        lines += ["No label names are stored with this model.", ""]
+    lines += ["## Metrics", ""]
+    if cfg.metrics:
+        lines += [f"Reported for the original `{config.get('pretrained_name')}` weights (not "
+                  "re-measured for this upload):", "", "| metric | value |", "|---|---|",
+                  *(f"| {k} | {v} |" for k, v in cfg.metrics.items()), ""]
+    else:
+        lines += ["No metrics reported.", ""]
+    lines += ["## License", "", cfg.license or "Not stated; ask the uploader.", ""]
+    if cfg.notes:
+        lines += ["## Notes", "", cfg.notes, ""]
+    if cfg.citation:
+        lines += ["## Citation", "", "```bibtex", cfg.citation, "```", ""]
+    return "\n".join(lines)
+
+
+def push_to_hub(model: AudioModel, repo_id: str, *, private: bool | None = None,
+                token: str | None = None, revision: str | None = None,
+                commit_message: str = "Upload audiozoo model") -> Any:
+    """Upload ``config.json``, ``model.safetensors`` and a generated ``README.md`` model card
+    to the Hub repository ``repo_id`` (created if needed).
+
+    Returns:
+        What ``huggingface_hub.HfApi.upload_folder`` returns (the commit information).
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+    with tempfile.TemporaryDirectory(prefix="audiozoo-upload-") as tmp:
+        save_pretrained(model, tmp)
+        Path(tmp, "README.md").write_text(model_card(model, repo_id), encoding="utf-8")
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision,
+                                 commit_message=commit_message)
+
+
+# ------------------------------------------------------------------------------------ load
+def parse_name(name: str) -> tuple[str, str, str | None]:
+    """``"hf-hub:org/repo@rev"`` → ``("hf-hub", "org/repo", "rev")``;
+    ``"local-dir:DIR"`` → ``("local-dir", "DIR", None)``."""
+    if name.startswith(LOCAL_DIR_PREFIX):
+        path = name[len(LOCAL_DIR_PREFIX):]
+        if not path:
+            raise RegistryError("local-dir: needs a folder, e.g. 'local-dir:runs/best'")
+        return "local-dir", path, None
+    if name.startswith(HF_HUB_PREFIX):
+        repo, _, revision = name[len(HF_HUB_PREFIX):].partition("@")
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise RegistryError(
+                f"{name!r}: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision'"
+            )
+        return "hf-hub", repo, revision or None
+    raise RegistryError(f"{name!r} is neither 'hf-hub:org/repo[@revision]' nor 'local-dir:DIR'")
+
+
+def _fetch(kind: str, where: str, revision: str | None, filename: str,
+           cache_dir: str | os.PathLike[str] | None) -> Path:
+    if kind == "local-dir":
+        path = Path(where).expanduser() / filename
+        if not path.is_file():
+            raise PretrainedUnavailableError(
+                f"{path} not found: a local-dir: folder holds {CONFIG_NAME} and {WEIGHTS_NAME} "
+                "as written by model.save_pretrained(folder)"
+            )
+        return path
+    from ._hub import hub_download
+
+    return hub_download(where, filename, revision=revision, cache_dir=cache_dir)
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate an audiozoo ``config.json``.
+
+    Raises:
+        RegistryError: not JSON, not the audiozoo format, an unknown field, a part that is not
+            registered, or a field of the wrong type.
+    """
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path} as JSON: {exc}") from None
+    return validate_config(config, str(path))
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise RegistryError(f"invalid audiozoo config {where}: {message}")
+
+
+def _is_json_data(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json_data(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_json_data(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _check_part(part: Any, where: str, field: str, registry: Any) -> None:
+    _check(isinstance(part, dict), where, f"{field!r} must be an object with a 'name'")
+    _check(isinstance(part.get("name"), str), where, f"{field!r} has no 'name' string")
+    _check(part["name"] in registry, where,
+           f"{field} {part['name']!r} is not registered; known: {', '.join(registry.names())}")
+    _check(all(isinstance(v, (bool, int, float, str, list)) or v is None for v in part.values()),
+           where, f"{field!r} arguments must be JSON scalars or lists")
+
+
+def validate_config(config: Any, where: str = "config.json") -> dict[str, Any]:
+    """Check every field of an audiozoo config (see :func:`read_config`)."""
+    _check(isinstance(config, dict), where, "the top level must be a JSON object")
+    _check(config.get("format") == FORMAT_NAME, where,
+           f"'format' must be {FORMAT_NAME!r} (is this a transformers or timm config?)")
+    missing = [k for k in _REQUIRED if k not in config]
+    _check(not missing, where, f"missing fields {missing}")
+    unknown = sorted(set(config) - set(_REQUIRED) - set(_OPTIONAL))
+    _check(not unknown, where, f"unknown fields {unknown}")
+    _check(config["format_version"] == FORMAT_VERSION, where,
+           f"format_version {config['format_version']!r} is not supported (this audiozoo reads "
+           f"version {FORMAT_VERSION}); upgrade audiozoo")
+    arch = config["architecture"]
+    _check(isinstance(arch, str) and arch in backbones, where,
+           f"architecture {arch!r} is not registered; known: {', '.join(backbones.names())}")
+    kwargs = config["backbone_kwargs"]
+    _check(isinstance(kwargs, dict) and _is_json_data(kwargs), where,
+           "'backbone_kwargs' must be an object of JSON values")
+    _check_part(config["frontend"], where, "frontend", frontends)
+    _check_part(config["head"], where, "head", heads)
+    labels = config.get("labels")
+    _check(labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)),
+           where, "'labels' must be a list of strings or null")
+    for key in ("audiozoo_version", "pretrained_name"):
+        _check(config.get(key) is None or isinstance(config[key], str), where,
+               f"{key!r} must be a string")
+    info = config.get("pretrained_cfg") or {}
+    _check(isinstance(info, dict) and set(info) <= set(_PRETRAINED_FIELDS), where,
+           f"'pretrained_cfg' may only hold {list(_PRETRAINED_FIELDS)}")
+    for key in ("license", "citation", "paper", "notes"):
+        _check(info.get(key) is None or isinstance(info[key], str), where,
+               f"pretrained_cfg.{key} must be a string")
+    metrics = info.get("metrics") or {}
+    _check(isinstance(metrics, dict)
+           and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in metrics.values()),
+           where, "pretrained_cfg.metrics must map names to numbers")
+    return config
+
+
+def _as_tuples(value: Any) -> Any:
+    """JSON lists back to the tuples builders were called with (e.g. strides)."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_tuples(v) for k, v in value.items()}
+    return value
+
+
+def load_audiozoo_model(
+    name: str,
+    *,
+    pretrained: bool | str | os.PathLike[str] = True,
+    head: str | nn.Module | None = None,
+    num_classes: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    frontend: Any = None,
+    **backbone_kwargs: Any,
+) -> AudioModel:
+    """Rebuild a model saved with :func:`save_pretrained` (``create("local-dir:...")`` and
+    ``create("hf-hub:...")`` land here). Arguments as in :func:`audiozoo.create`;
+    ``pretrained=False`` builds the architecture without reading the weights, a path reads
+    native-key weights from that file instead."""
+    from ._factory import build_frontend, build_head, load_weights
+    from ._hub import read_checkpoint, read_state_dict_file
+    from .model import AudioModel
+
+    kind, where, revision = parse_name(name)
+    config = read_config(_fetch(kind, where, revision, CONFIG_NAME, cache_dir))
+    arch = backbones.get(config["architecture"])
+    saved_head = dict(config["head"])
+    kwargs = {**_as_tuples(config["backbone_kwargs"]), **backbone_kwargs}
+    frontend_cfg = {k: _as_tuples(v) for k, v in config["frontend"].items()}
+    saved_name = config.get("pretrained_name") or ""
+    _, _, tag = saved_name.partition(".")
+    info = config.get("pretrained_cfg") or {}
+    cfg = PretrainedCfg(
+        arch=config["architecture"],
+        tag=tag,
+        audiozoo_hub_id=where if kind == "hf-hub" else None,
+        frontend=frontend_cfg,
+        backbone_kwargs=kwargs,
+        head=saved_head,
+        license=info.get("license"),
+        citation=info.get("citation"),
+        paper=info.get("paper"),
+        metrics=dict(info.get("metrics") or {}),
+        notes=info.get("notes"),
+    )
+    fe = build_frontend(frontend_cfg, frontend)
+    try:
+        backbone = arch.builder(**kwargs)
+    except TypeError as exc:
+        raise RegistryError(
+            f"invalid backbone_kwargs for {config['architecture']!r} in {name}: {exc}"
+        ) from None
+    try:
+        head_module, replaced = build_head(cfg, head, num_classes, backbone.num_features)
+    except TypeError as exc:
+        raise RegistryError(f"invalid head config in {name}: {exc}") from None
+    model = AudioModel(fe, backbone, head_module, pretrained_cfg=cfg, backbone_kwargs=kwargs,
+                       labels=None if replaced else config.get("labels"))
+    if pretrained is False:
+        return model
+    if pretrained is True:
+        state_dict = read_state_dict_file(_fetch(kind, where, revision, WEIGHTS_NAME, cache_dir))
+    else:
+        state_dict = read_checkpoint(pretrained, converter="native", cache_dir=cache_dir)
+    if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"the weights of {name} are not a flat dict of tensors")
+    load_weights(model, state_dict, cfg=cfg, head_replaced=replaced)
+    return model

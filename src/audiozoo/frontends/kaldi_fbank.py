@@ -1,0 +1,206 @@
+"""Batched Kaldi log-mel filterbank as used by AST, registered as ``"kaldi_fbank"``.
+
+Reproduces ``torchaudio.compliance.kaldi.fbank(waveform, htk_compat=True, use_energy=False,
+window_type='hanning', num_mel_bins=128, dither=0.0, frame_shift=10)`` followed by AST's padding
+and normalisation (``reference/upstream-models.md`` §1.2, §4.1), for a whole batch at once:
+
+1. ``snip_edges`` framing: frames of 25 ms (400 samples @16 kHz) every 10 ms (160), only frames
+   that fit entirely, ``T = 1 + (N - 400) // 160`` (10 s → 998 frames);
+2. per frame: subtract the frame mean (DC removal), pre-emphasis ``x[j] -= 0.97 x[max(0, j - 1)]``,
+   symmetric Hann window, zero-padding on the right to 512 samples;
+3. power spectrum ``|rfft|²`` → Kaldi mel filterbank (20 Hz to Nyquist) → ``log(max(x, eps))``
+   with the float32 machine epsilon;
+4. zero-pad (in the log domain) or truncate to ``target_frames`` (AST AudioSet: 1024);
+5. training-time SpecAugment (train mode and ``augment=True`` only; masks hold 0, before step 6);
+6. ``(x - mean) / (2 * std)``: padded frames therefore become ``-mean / (2 std)`` (0.467), not 0.
+
+The output is (B, 1, n_mels, T), frequency first like every audiozoo frontend (AST's upstream
+layout is (B, T, F)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .._errors import InvalidAudioError
+from .._registry import frontends
+from ._common import check_waveform, float32_no_autocast, mask_along_axis
+from .base import Frontend
+from .filterbanks import kaldi_mel_banks
+
+__all__ = ["KaldiFbank"]
+
+_WINDOWS = ("hanning", "hamming", "povey", "rectangular", "blackman")
+_BLACKMAN_COEFF = 0.42
+_EPS = torch.finfo(torch.float32).eps  # Kaldi's log floor: numeric_limits<float>::epsilon()
+
+
+def _kaldi_window(window: str, length: int) -> torch.Tensor:
+    """Kaldi's feature window of ``length`` samples (float32, symmetric)."""
+    if window == "hanning":
+        return torch.hann_window(length, periodic=False)
+    if window == "hamming":
+        return torch.hamming_window(length, periodic=False, alpha=0.54, beta=0.46)
+    if window == "povey":  # Hann raised to 0.85: goes to zero at the edges
+        return torch.hann_window(length, periodic=False).pow(0.85)
+    if window == "rectangular":
+        return torch.ones(length)
+    # blackman: Kaldi's generalised Blackman with coefficient 0.42 (not torch.blackman_window's)
+    a = 2 * math.pi / (length - 1)
+    n = torch.arange(length, dtype=torch.float32)
+    return (
+        _BLACKMAN_COEFF
+        - 0.5 * torch.cos(a * n)
+        + (0.5 - _BLACKMAN_COEFF) * torch.cos(2 * a * n)
+    )
+
+
+@frontends.decorator("kaldi_fbank")
+class KaldiFbank(Frontend):
+    """Kaldi log-mel filterbank (AST preprocessing): waveform (B, N) → (B, 1, n_mels, T).
+
+    ``T = target_frames`` when set, else ``1 + (N - win) // shift`` with ``win``/``shift`` the frame
+    length/shift in samples. Clips shorter than one frame (upstream: 0 frames, i.e. an all-padding
+    input) are zero-padded at the end to one frame, so every clip of >= 1 sample gives at least one
+    real frame (``min_samples = 1``).
+
+    Args:
+        sample_rate: input sample rate (Hz).
+        n_mels: number of mel bins.
+        frame_length_ms: frame length in milliseconds (25 ms = 400 samples @16 kHz).
+        frame_shift_ms: frame shift in milliseconds (10 ms = 160 samples @16 kHz).
+        low_freq: lowest filterbank frequency (Hz).
+        high_freq: highest filterbank frequency (Hz); ``<= 0`` is an offset from Nyquist.
+        window: "hanning" (AST), "hamming", "povey", "rectangular" or "blackman".
+        preemphasis: per-frame pre-emphasis coefficient in [0, 1].
+        target_frames: pad (zeros in the log domain) or truncate to this many frames; None keeps
+            the natural number of frames.
+        mean: normalisation mean (AudioSet AST: -4.2677393).
+        std: normalisation std; the output is divided by ``2 * std`` as in AST.
+        freqm: maximum width of the training frequency mask (0 = none).
+        timem: maximum width of the training time mask (0 = none).
+        augment: apply SpecAugment in train mode.
+
+    Attributes:
+        generator: optional ``torch.Generator`` used for the augmentation's random draws.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 128,
+        frame_length_ms: float = 25.0,
+        frame_shift_ms: float = 10.0,
+        low_freq: float = 20.0,
+        high_freq: float = 0.0,
+        window: str = "hanning",
+        preemphasis: float = 0.97,
+        target_frames: int | None = 1024,
+        mean: float = -4.2677393,
+        std: float = 4.5689974,
+        freqm: int = 0,
+        timem: int = 0,
+        augment: bool = False,
+    ) -> None:
+        super().__init__()
+        if window not in _WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(_WINDOWS)}; got {window!r}")
+        if not 0.0 <= preemphasis <= 1.0:
+            raise ValueError(f"preemphasis must be in [0, 1], got {preemphasis}")
+        # Same expressions as Kaldi/torchaudio so that e.g. 10 ms @16 kHz rounds to 160 exactly.
+        self.win_length = int(sample_rate * frame_length_ms * 0.001)
+        shift = int(sample_rate * frame_shift_ms * 0.001)
+        if self.win_length < 2 or shift < 1:
+            raise ValueError(
+                f"frame length {frame_length_ms} ms / shift {frame_shift_ms} ms give "
+                f"{self.win_length} / {shift} samples at {sample_rate} Hz; need >= 2 / >= 1"
+            )
+        if target_frames is not None and target_frames < 1:
+            raise ValueError(f"target_frames must be >= 1 or None, got {target_frames}")
+        if std <= 0:
+            raise ValueError(f"std must be > 0, got {std}")
+        if freqm < 0 or timem < 0:
+            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self.sample_rate = sample_rate
+        self.n_mels = n_mels
+        self.frame_length_ms = frame_length_ms
+        self.frame_shift_ms = frame_shift_ms
+        self.hop_length = shift
+        self.n_fft = 1 << (self.win_length - 1).bit_length()  # next power of two (400 -> 512)
+        self.low_freq = float(low_freq)
+        self.high_freq = float(high_freq)
+        self.window_type = window
+        self.preemphasis = float(preemphasis)
+        self.target_frames = target_frames
+        self.mean = float(mean)
+        self.std = float(std)
+        self.freqm = freqm
+        self.timem = timem
+        self.augment = augment
+        self.min_samples = 1
+        self.generator: torch.Generator | None = None
+        self.register_buffer("window", _kaldi_window(window, self.win_length), persistent=False)
+        self.register_buffer(
+            "mel_bank",
+            kaldi_mel_banks(n_mels, self.n_fft, sample_rate, self.low_freq, self.high_freq),
+            persistent=False,
+        )
+        self.window: torch.Tensor
+        self.mel_bank: torch.Tensor
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "n_mels": self.n_mels,
+            "frame_length_ms": self.frame_length_ms,
+            "frame_shift_ms": self.frame_shift_ms,
+            "low_freq": self.low_freq,
+            "high_freq": self.high_freq,
+            "window": self.window_type,
+            "preemphasis": self.preemphasis,
+            "target_frames": self.target_frames,
+            "mean": self.mean,
+            "std": self.std,
+            "freqm": self.freqm,
+            "timem": self.timem,
+            "augment": self.augment,
+        }
+
+    def num_frames(self, num_samples: int) -> int:
+        if num_samples < self.min_samples:
+            raise InvalidAudioError("kaldi_fbank needs at least one sample")
+        if self.target_frames is not None:
+            return self.target_frames
+        return 1 + (max(num_samples, self.win_length) - self.win_length) // self.hop_length
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Args: waveform (B, N) float. Returns: (B, 1, n_mels, num_frames(N)) float32."""
+        check_waveform(waveform, self.min_samples, "kaldi_fbank")
+        with float32_no_autocast(waveform.device):
+            x = waveform.to(torch.float32)
+            if x.shape[-1] < self.win_length:  # shorter than one frame: see the class docstring
+                x = torch.nn.functional.pad(x, (0, self.win_length - x.shape[-1]))
+            frames = x.unfold(-1, self.win_length, self.hop_length)  # (B, T, win), snip_edges
+            frames = frames - frames.mean(dim=-1, keepdim=True)
+            if self.preemphasis != 0.0:
+                # The first sample of each frame is its own predecessor (replicate padding).
+                previous = torch.cat((frames[..., :1], frames[..., :-1]), dim=-1)
+                frames = frames - self.preemphasis * previous
+            frames = frames * self.window
+            power = torch.fft.rfft(frames, n=self.n_fft).abs().square()  # right zero-pad to n_fft
+            mel = torch.matmul(power, self.mel_bank.T)  # (B, T, n_mels)
+            logmel = mel.clamp(min=_EPS).log().transpose(1, 2)  # (B, n_mels, T)
+            if self.target_frames is not None:
+                missing = self.target_frames - logmel.shape[-1]
+                if missing > 0:
+                    logmel = torch.nn.functional.pad(logmel, (0, missing))  # zeros, log domain
+                else:
+                    logmel = logmel[..., : self.target_frames]
+            if self.training and self.augment:
+                logmel = mask_along_axis(logmel, self.freqm, 1, self.generator)
+                logmel = mask_along_axis(logmel, self.timem, 2, self.generator)
+            out = (logmel - self.mean) / (2.0 * self.std)
+        return out.unsqueeze(1)

@@ -1,0 +1,226 @@
+"""Generic log-mel frontend with ``torchaudio.transforms.MelSpectrogram`` semantics, registered as
+``"mel"``.
+
+Pipeline for a waveform (B, N):
+
+1. ``torch.stft`` with a *periodic* Hann window of ``win_length`` centred in ``n_fft`` (torchaudio's
+   default ``window_fn``), ``center``/``pad_mode`` as given; magnitude to the power ``power``;
+2. mel filterbank :func:`~audiozoo.frontends.filterbanks.melscale_fbanks` (HTK or Slaney scale,
+   optional Slaney area normalisation);
+3. compression: ``log="log"`` → ``log(x + log_offset)``; ``log="db"`` → ``10 log10(max(x, 1e-10))``
+   (``torchaudio.transforms.AmplitudeToDB(stype="power")``), optionally clipped to ``top_db`` below
+   each clip's maximum; ``log=None`` → no compression;
+4. training-time SpecAugment (train mode and ``augment=True`` only; masks hold 0);
+5. optional normalisation ``(x - mean) / std``.
+
+The defaults (32 kHz, n_fft 1024, 25 ms window, 10 ms hop, 128 mels, ``log(x + 1e-5)``) are the
+course CNN's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._errors import InvalidAudioError
+from .._registry import frontends
+from ._common import check_waveform, float32_no_autocast, mask_along_axis
+from .base import Frontend
+from .filterbanks import melscale_fbanks
+
+__all__ = ["MelSpectrogram"]
+
+_LOG_MODES = ("log", "db", None)
+_PAD_MODES = ("reflect", "constant", "replicate", "circular")
+_DB_AMIN = 1e-10
+
+
+@frontends.decorator("mel")
+class MelSpectrogram(Frontend):
+    """Log-mel spectrogram: waveform (B, N) → (B, 1, n_mels, T).
+
+    ``T = 1 + N // hop_length`` when ``center`` else ``1 + (N - n_fft) // hop_length``. Clips too
+    short for torch.stft (``N <= n_fft // 2`` with reflect padding, ``N < n_fft`` without centring)
+    are zero-padded at the end to the shortest valid length and the output is cut back to
+    ``max(T, 1)`` frames, so every clip of >= 1 sample works (``min_samples = 1``).
+
+    Args:
+        sample_rate: input sample rate (Hz).
+        n_fft: FFT size.
+        win_length: window length (<= n_fft); None means n_fft.
+        hop_length: samples between frames; None means win_length // 2.
+        f_min: lowest filterbank frequency (Hz).
+        f_max: highest filterbank frequency (Hz); None means sample_rate // 2.
+        n_mels: number of mel bins.
+        power: exponent of the magnitude (2.0 = power, 1.0 = magnitude).
+        center: pad both sides by n_fft // 2 so that frame t is centred on sample t * hop_length.
+        pad_mode: padding mode when centring ("reflect", "constant", "replicate", "circular").
+        norm: None or "slaney" (filter area normalisation).
+        mel_scale: "htk" or "slaney".
+        log: "log", "db" or None (see the module docstring).
+        log_offset: the additive offset of ``log="log"``.
+        top_db: with ``log="db"``, clip values more than ``top_db`` below each clip's maximum.
+        mean: subtract this after compression (None = no normalisation).
+        std: divide by this after subtracting ``mean`` (None = 1).
+        freqm: maximum width of the training frequency mask (0 = none).
+        timem: maximum width of the training time mask (0 = none).
+        augment: apply SpecAugment in train mode.
+
+    Attributes:
+        generator: optional ``torch.Generator`` used for the augmentation's random draws.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_fft: int = 1024,
+        win_length: int | None = 800,
+        hop_length: int | None = 320,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        n_mels: int = 128,
+        power: float = 2.0,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        norm: str | None = None,
+        mel_scale: str = "htk",
+        log: str | None = "log",
+        log_offset: float = 1e-5,
+        top_db: float | None = None,
+        mean: float | None = None,
+        std: float | None = None,
+        freqm: int = 0,
+        timem: int = 0,
+        augment: bool = False,
+    ) -> None:
+        super().__init__()
+        win_length = n_fft if win_length is None else win_length
+        hop_length = win_length // 2 if hop_length is None else hop_length
+        if not 0 < win_length <= n_fft:
+            raise ValueError(f"win_length must be in [1, n_fft={n_fft}], got {win_length}")
+        if hop_length < 1:
+            raise ValueError(f"hop_length must be >= 1, got {hop_length}")
+        if power <= 0:
+            raise ValueError(f"power must be > 0, got {power}")
+        if pad_mode not in _PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {', '.join(_PAD_MODES)}; got {pad_mode!r}")
+        if log not in _LOG_MODES:
+            raise ValueError(f'log must be "log", "db" or None, got {log!r}')
+        if top_db is not None and (log != "db" or top_db < 0):
+            raise ValueError(f'top_db={top_db} needs log="db" and a value >= 0')
+        if std is not None and std <= 0:
+            raise ValueError(f"std must be > 0, got {std}")
+        if freqm < 0 or timem < 0:
+            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.f_min = float(f_min)
+        self.f_max = float(sample_rate // 2 if f_max is None else f_max)
+        self.n_mels = n_mels
+        self.power = float(power)
+        self.center = center
+        self.pad_mode = pad_mode
+        self.norm = norm
+        self.mel_scale = mel_scale
+        self.log = log
+        self.log_offset = float(log_offset)
+        self.top_db = top_db
+        self.mean = mean
+        self.std = std
+        self.freqm = freqm
+        self.timem = timem
+        self.augment = augment
+        self.min_samples = 1
+        self.generator: torch.Generator | None = None
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        fbanks = melscale_fbanks(
+            n_fft // 2 + 1, self.f_min, self.f_max, n_mels, sample_rate, norm, mel_scale
+        )
+        # Stored as (n_mels, n_freqs) so that the mel projection is one matmul from the left.
+        self.register_buffer("mel_bank", fbanks.T.contiguous(), persistent=False)
+        self.window: torch.Tensor
+        self.mel_bank: torch.Tensor
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "win_length": self.win_length,
+            "hop_length": self.hop_length,
+            "f_min": self.f_min,
+            "f_max": self.f_max,
+            "n_mels": self.n_mels,
+            "power": self.power,
+            "center": self.center,
+            "pad_mode": self.pad_mode,
+            "norm": self.norm,
+            "mel_scale": self.mel_scale,
+            "log": self.log,
+            "log_offset": self.log_offset,
+            "top_db": self.top_db,
+            "mean": self.mean,
+            "std": self.std,
+            "freqm": self.freqm,
+            "timem": self.timem,
+            "augment": self.augment,
+        }
+
+    def num_frames(self, num_samples: int) -> int:
+        if num_samples < self.min_samples:
+            raise InvalidAudioError("mel needs at least one sample")
+        if self.center:
+            return 1 + num_samples // self.hop_length
+        return 1 + (max(num_samples, self.n_fft) - self.n_fft) // self.hop_length
+
+    def _min_stft_length(self) -> int:
+        """Shortest input torch.stft accepts with this configuration."""
+        if not self.center:
+            return self.n_fft
+        if self.pad_mode == "reflect":  # reflection needs more samples than it pads
+            return self.n_fft // 2 + 1
+        if self.pad_mode == "circular":  # wrapping needs at least as many samples as it pads
+            return self.n_fft // 2
+        return 1
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Args: waveform (B, N) float. Returns: (B, 1, n_mels, num_frames(N)) float32."""
+        check_waveform(waveform, self.min_samples, "mel")
+        num_frames = self.num_frames(waveform.shape[-1])
+        with float32_no_autocast(waveform.device):
+            x = waveform.to(torch.float32)
+            short = self._min_stft_length() - x.shape[-1]
+            if short > 0:  # see the class docstring
+                x = torch.nn.functional.pad(x, (0, short))
+            spec = torch.stft(
+                x,
+                self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=self.center,
+                pad_mode=self.pad_mode,
+                normalized=False,
+                onesided=True,
+                return_complex=True,
+            )[..., :num_frames]  # (B, n_fft // 2 + 1, T)
+            mag = spec.abs()
+            spec_power = mag if self.power == 1.0 else mag.pow(self.power)
+            mel = torch.matmul(self.mel_bank, spec_power)  # (B, n_mels, T)
+            if self.log == "log":
+                mel = (mel + self.log_offset).log()
+            elif self.log == "db":
+                mel = 10.0 * torch.log10(mel.clamp(min=_DB_AMIN))
+                if self.top_db is not None:
+                    floor = mel.amax(dim=(-2, -1), keepdim=True) - self.top_db  # per clip
+                    mel = torch.maximum(mel, floor)
+            if self.training and self.augment:
+                mel = mask_along_axis(mel, self.freqm, 1, self.generator)
+                mel = mask_along_axis(mel, self.timem, 2, self.generator)
+            if self.mean is not None:
+                mel = mel - self.mean
+            if self.std is not None:
+                mel = mel / self.std
+        return mel.unsqueeze(1)

@@ -1,0 +1,186 @@
+"""The EfficientAT / PaSST log-mel frontend ("AugmentMelSTFT"), registered as ``"stft_mel"``.
+
+Pipeline (``reference/upstream-models.md`` §1.3), for a waveform (B, N) at 32 kHz:
+
+1. pre-emphasis over the whole clip as a *valid* convolution with kernel [-0.97, 1]:
+   ``y[n] = x[n + 1] - 0.97 x[n]`` (N - 1 samples, so 10 s gives 1000 frames, not 1001);
+2. ``torch.stft`` with a symmetric Hann window of ``win_length`` centred in ``n_fft``,
+   ``center=True`` with reflect padding; power spectrum ``re² + im²``;
+3. Kaldi mel filterbank (:func:`~audiozoo.frontends.filterbanks.kaldi_mel_banks`) between ``fmin``
+   and ``fmax`` (default ``sr // 2 - fmax_aug_range // 2`` = 15 kHz);
+4. ``log(mel + 1e-5)``, then the "fast normalisation" ``(x + 4.5) / 5``.
+
+Training-time augmentation (train mode *and* ``augment=True`` only): the filterbank edges are
+jittered once per batch (``fmin + U{0..fmin_aug_range-1}``,
+``fmax + fmax_aug_range // 2 - U{0..fmax_aug_range-1}``) and frequency / time bands are masked
+i.i.d. per example (SpecAugment, value 0 before normalisation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._errors import InvalidAudioError
+from .._registry import frontends
+from ._common import check_waveform, float32_no_autocast, mask_along_axis
+from .base import Frontend
+from .filterbanks import kaldi_mel_banks
+
+__all__ = ["StftMel"]
+
+_PREEMPHASIS = 0.97
+_LOG_OFFSET = 1e-5
+_NORM_SHIFT, _NORM_SCALE = 4.5, 5.0
+
+
+@frontends.decorator("stft_mel")
+class StftMel(Frontend):
+    """EfficientAT / PaSST log-mel spectrogram: waveform (B, N) → (B, 1, n_mels, T).
+
+    ``T = 1 + (N - 1) // hop_length``. Inputs need at least 2 samples (``min_samples``). Upstream
+    ``torch.stft`` fails for clips shorter than ``n_fft // 2 + 2`` samples (reflect padding needs
+    more samples than it pads); here such clips are zero-padded at the end to that length before
+    the STFT and the output is cut back to ``T`` frames, so every clip of >= 2 samples works and
+    clips of the upstream-supported lengths are unchanged.
+
+    Args:
+        sample_rate: input sample rate (Hz).
+        n_fft: FFT size.
+        win_length: Hann window length (<= n_fft), centred inside the FFT frame.
+        hop_length: samples between frames.
+        n_mels: number of mel bins.
+        fmin: lowest filterbank frequency (Hz).
+        fmax: highest filterbank frequency (Hz); None means ``sample_rate // 2 - fmax_aug_range // 2``.
+        fmin_aug_range: training jitter range of fmin (Hz, >= 1; 1 means no jitter).
+        fmax_aug_range: training jitter range of fmax (Hz, >= 1; 1 means no jitter).
+        freqm: maximum width of the training frequency mask (0 = none).
+        timem: maximum width of the training time mask (0 = none).
+        augment: apply the training-time augmentation in train mode.
+
+    Attributes:
+        generator: optional ``torch.Generator`` used for every random draw of the augmentation
+            (None = torch's global generator). Not part of :meth:`config`.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_fft: int = 1024,
+        win_length: int = 800,
+        hop_length: int = 320,
+        n_mels: int = 128,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        fmin_aug_range: int = 10,
+        fmax_aug_range: int = 2000,
+        freqm: int = 0,
+        timem: int = 0,
+        augment: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0 < win_length <= n_fft:
+            raise ValueError(f"win_length must be in [1, n_fft={n_fft}], got {win_length}")
+        if hop_length < 1:
+            raise ValueError(f"hop_length must be >= 1, got {hop_length}")
+        if fmin_aug_range < 1 or fmax_aug_range < 1:
+            raise ValueError(
+                f"fmin_aug_range and fmax_aug_range must be >= 1 (1 = no jitter), got "
+                f"{fmin_aug_range} and {fmax_aug_range}"
+            )
+        if freqm < 0 or timem < 0:
+            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.fmin = float(fmin)
+        self.fmax = float(sample_rate // 2 - fmax_aug_range // 2 if fmax is None else fmax)
+        self.fmin_aug_range = fmin_aug_range
+        self.fmax_aug_range = fmax_aug_range
+        self.freqm = freqm
+        self.timem = timem
+        self.augment = augment
+        self.min_samples = 2  # pre-emphasis needs N - 1 >= 1
+        self.generator: torch.Generator | None = None
+        self.register_buffer(
+            "window", torch.hann_window(win_length, periodic=False), persistent=False
+        )
+        self.register_buffer(
+            "mel_bank",
+            kaldi_mel_banks(n_mels, n_fft, sample_rate, self.fmin, self.fmax),
+            persistent=False,
+        )
+        self.window: torch.Tensor
+        self.mel_bank: torch.Tensor
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "win_length": self.win_length,
+            "hop_length": self.hop_length,
+            "n_mels": self.n_mels,
+            "fmin": self.fmin,
+            "fmax": self.fmax,
+            "fmin_aug_range": self.fmin_aug_range,
+            "fmax_aug_range": self.fmax_aug_range,
+            "freqm": self.freqm,
+            "timem": self.timem,
+            "augment": self.augment,
+        }
+
+    def num_frames(self, num_samples: int) -> int:
+        if num_samples < self.min_samples:
+            raise InvalidAudioError(
+                f"stft_mel needs at least {self.min_samples} samples, got {num_samples}"
+            )
+        return 1 + (num_samples - 1) // self.hop_length
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Args: waveform (B, N) float, N >= 2. Returns: (B, 1, n_mels, 1 + (N - 1) // hop) float32."""
+        check_waveform(waveform, self.min_samples, "stft_mel")
+        num_frames = self.num_frames(waveform.shape[-1])
+        augmenting = self.training and self.augment
+        with float32_no_autocast(waveform.device):
+            x = waveform.to(torch.float32)
+            # torch.stft's reflect padding needs more samples than it pads: N - 1 > n_fft // 2.
+            short = self.n_fft // 2 + 2 - x.shape[-1]
+            if short > 0:  # see the class docstring
+                x = torch.nn.functional.pad(x, (0, short))
+            # Valid convolution with [-0.97, 1], written as a difference: bit-identical, ~10x faster.
+            x = x[:, 1:] - _PREEMPHASIS * x[:, :-1]  # (B, N - 1)
+            spec = torch.stft(
+                x,
+                self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=True,
+                pad_mode="reflect",
+                normalized=False,
+                return_complex=True,
+            )  # (B, n_fft // 2 + 1, T')
+            power = torch.view_as_real(spec).square().sum(-1)[..., :num_frames]
+            bank = self._jittered_bank() if augmenting else self.mel_bank
+            mel = torch.matmul(bank, power)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
+            logmel = (mel + _LOG_OFFSET).log()
+            if augmenting:
+                logmel = mask_along_axis(logmel, self.freqm, 1, self.generator)
+                logmel = mask_along_axis(logmel, self.timem, 2, self.generator)
+            out = (logmel + _NORM_SHIFT) / _NORM_SCALE
+        return out.unsqueeze(1)
+
+    def _jittered_bank(self) -> torch.Tensor:
+        """Filterbank with training-time randomised edges, on the frontend's device."""
+        g = self.generator
+        device = g.device if g is not None else torch.device("cpu")
+        fmin_shift = int(torch.randint(self.fmin_aug_range, (1,), generator=g, device=device))
+        fmax_shift = int(torch.randint(self.fmax_aug_range, (1,), generator=g, device=device))
+        fmin = self.fmin + fmin_shift
+        # Capped at Nyquist: an explicit fmax close to it would otherwise jitter past it.
+        fmax = min(self.fmax + self.fmax_aug_range // 2 - fmax_shift, self.sample_rate / 2)
+        bank = kaldi_mel_banks(self.n_mels, self.n_fft, self.sample_rate, fmin, fmax)
+        return bank.to(self.mel_bank.device)

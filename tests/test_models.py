@@ -1,0 +1,81 @@
+"""Registry-wide tests: every registered architecture × every head.
+
+Transformers (PaSST, AST) run in reduced width/depth here (``SMALL``) — the full 86 M-parameter
+models are exercised by the parity tests; everything else runs at full size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import audiozoo
+
+SMALL_TRANSFORMER = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+SECONDS = 1.5
+
+
+def _small(arch: str) -> dict[str, int]:
+    return SMALL_TRANSFORMER if arch.startswith(("passt", "ast")) else {}
+
+
+ARCHS = audiozoo.list_models()
+HEADS = audiozoo.list_heads()
+
+
+def _build(arch: str, head: str) -> audiozoo.AudioModel:
+    torch.manual_seed(0)
+    num_classes = 3 if audiozoo._registry.heads.get(head).needs_num_classes else None
+    return audiozoo.create(arch, pretrained=False, head=head, num_classes=num_classes,
+                           **_small(arch))
+
+
+def test_every_family_is_registered():
+    assert "cnn" in ARCHS
+    assert {f"mn{w}" for w in ("01", "02", "04", "05", "06", "08", "10", "12", "14", "16",
+                               "20", "30", "40")} <= set(ARCHS)
+    assert {"passt_s", "passt_s_s12", "passt_s_s14", "passt_s_s16", "passt_s_hop100",
+            "passt_s_hop160", "passt_s_20s", "passt_s_30s", "passt_l"} <= set(ARCHS)
+    assert {"ast", "ast_s12", "ast_s14", "ast_s16"} <= set(ARCHS)
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_backward(arch: str, head: str):
+    model = _build(arch, head)
+    n = int(SECONDS * model.sample_rate)
+    wave = torch.randn(2, n, generator=torch.Generator().manual_seed(1)) * 0.1
+
+    model.eval()
+    with torch.no_grad():
+        out = model(wave)
+        frames = model.embed(wave, frames=True)
+        clip = model.embed(wave)
+    assert torch.isfinite(out).all() and torch.isfinite(frames).all()
+    c = model.num_features
+    assert clip.shape == (2, c)
+    t = frames.shape[1]
+    assert frames.shape == (2, t, c)
+    assert abs(t - math.ceil(SECONDS / model.frame_hop)) <= 1, (t, model.frame_hop)
+    kind = model.head.output
+    expected = {"clip": (2, 3), "frame": (2, t, 3), "embedding": (2, c)}[kind]
+    assert out.shape == expected
+
+    model.train()
+    loss = model(wave).float().square().mean()
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_default_head_matches_pretrained_cfg(arch: str):
+    entry = audiozoo._registry.backbones.get(arch)
+    cfg = entry.cfg(None)
+    model = audiozoo.create(arch, pretrained=False, **_small(arch))
+    if cfg.head:
+        assert model.head.config()["name"] == cfg.head["name"]
+    assert model.sample_rate == cfg.frontend.get("sample_rate", model.sample_rate)
