@@ -40,6 +40,10 @@ PARITY_PEERS = [
     "hear21passt",
 ]
 
+# Python only: ruff also formats the code blocks of Markdown files, and the docs' examples align
+# their comments by hand
+LINT_PATHS = ["src", "tests", "docs/hooks", "docs/scripts", "noxfile.py"]
+
 # the version the docs and the wheel check run on: the local CPU wheel, installed from disk
 DOCS_TORCH = "torch==2.13.0"
 
@@ -69,8 +73,16 @@ def parity(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     # every parity test must run: a skip here means a missing peer, which is a failure
     session.run(
-        "pytest", "tests/parity", "-m", "parity", "-ra", "-p", "no:cacheprovider",
-        "-W", "error::pytest.PytestUnhandledCoroutineWarning", *session.posargs,
+        "pytest",
+        "tests/parity",
+        "-m",
+        "parity",
+        "-ra",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "error::pytest.PytestUnhandledCoroutineWarning",
+        *session.posargs,
         env={**_env(), "AUDIOZOO_PARITY_STRICT": "1"},
     )
 
@@ -80,8 +92,8 @@ def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy on src/."""
     session.install(DOCS_TORCH)
     session.install("-e", ".", "ruff", "mypy")
-    session.run("ruff", "check", "src", "tests", "docs", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "docs", "noxfile.py")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
     session.run("mypy", "src")
 
 
@@ -90,7 +102,15 @@ def docs(session: nox.Session) -> None:
     """The documentation site, strictly: any warning (broken link, bad docstring) fails."""
     session.install(DOCS_TORCH)
     session.install("-e", ".[docs]")
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        "site",
+        *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session
@@ -114,10 +134,19 @@ def build(session: nox.Session) -> None:
     tmp = session.create_tmp()  # run outside the repository so src/ cannot shadow the wheel
     with session.chdir(tmp):
         session.run(
-            str(py), "-c",
+            str(py),
+            "-c",
             "import audiozoo, pathlib; f = pathlib.Path(audiozoo.__file__); "
             "assert 'site-packages' in str(f), f; assert (f.parent / 'py.typed').is_file(); "
             "print('audiozoo', audiozoo.__version__, 'from', f.parent)",
             external=True,
         )
         session.run(str(cli), "list", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark table (``python -m benchmarks``) against the upstream peers of ``parity``."""
+    session.install(*PARITY_PEERS)
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks", *session.posargs, env=_env())

@@ -7,6 +7,7 @@ the upstream implementation; never from audiozoo's own output.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -151,15 +152,13 @@ def test_short_clips_are_zero_padded() -> None:
 
 
 @pytest.mark.parametrize("name", FACTORIES)
-def test_buffers_non_persistent_and_built_once(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_buffers_non_persistent_and_built_once(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fe = _build(name)
     assert fe.state_dict() == {}
     buffers = dict(fe.named_buffers())
     assert set(buffers) == {"window", "mel_bank"}
     # Any attempt to rebuild a filterbank during an eval forward fails the test.
-    module = __import__(type(fe).__module__, fromlist=["_"])
+    module = importlib.import_module(type(fe).__module__)
     for fn in ("kaldi_mel_banks", "melscale_fbanks"):
         monkeypatch.setattr(module, fn, _forbidden, raising=False)
     x = _noise(2, 5000)
@@ -293,8 +292,8 @@ def _naive_kaldi_bank(n_mels: int, n_fft: int, sr: float, fmin: float, fmax: flo
         for k in range(n_fft // 2):  # the Nyquist bin stays 0
             m = mel(k * sr / n_fft)
             if left < m < right:
-                bank[i, k] = (m - left) / (center - left) if m <= center else (right - m) / (
-                    right - center
+                bank[i, k] = (
+                    (m - left) / (center - left) if m <= center else (right - m) / (right - center)
                 )
     return bank
 
@@ -391,7 +390,9 @@ def test_kaldi_fbank_against_naive_reference() -> None:
         np.testing.assert_allclose(ours[b], _naive_kaldi_fbank(x[b].numpy(), fe), atol=1e-4)
 
 
-def _naive_stft_power(wave: np.ndarray, n_fft: int, win: int, hop: int, window: np.ndarray) -> np.ndarray:
+def _naive_stft_power(
+    wave: np.ndarray, n_fft: int, win: int, hop: int, window: np.ndarray
+) -> np.ndarray:
     padded = np.pad(wave.astype(np.float64), n_fft // 2, mode="reflect")
     full = np.zeros(n_fft)
     full[(n_fft - win) // 2 : (n_fft - win) // 2 + win] = window

@@ -62,13 +62,12 @@ def test_every_family_any_length(models, arch: str, seconds: float) -> None:
         assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("arch", list(FAMILIES))
+@pytest.mark.parametrize("arch", ["passt_s", "ast"])
 def test_long_clip_has_ceil_frames(models, arch: str) -> None:
     """A windowed clip gives exactly ceil(duration / frame_hop) frames."""
     model = models[arch, "frame"]
     window = _windows.window_samples(model.frontend, model.backbone)
-    if window is None:
-        pytest.skip(f"{arch} takes any length: no windows")
+    assert window is not None
     n = 3 * window + 1234
     with torch.no_grad():
         out = model.embed(_noise(n), frames=True)

@@ -80,7 +80,9 @@ def test_channel_table_and_parameter_count(arch):
     assert n_params == PARAMS[arch]
 
 
-@pytest.mark.parametrize(("arch", "no_expand"), [("mn01", [0, 1, 2, 3]), ("mn10", [0]), ("mn40", [0])])
+@pytest.mark.parametrize(
+    ("arch", "no_expand"), [("mn01", [0, 1, 2, 3]), ("mn10", [0]), ("mn40", [0])]
+)
 def test_blocks_without_expansion_shift_indices(arch, no_expand):
     with torch.device("meta"):
         model = build(arch)
@@ -129,7 +131,10 @@ def test_mn10_feature_map_shapes():
     """Section 2.2: output shapes of every features.N for a (1, 1, 128, 1000) input."""
     model = build("mn10").eval()
     shapes = []
-    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for m in model.features]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+        for m in model.features
+    ]
     with torch.no_grad():
         grid = model(torch.randn(1, 1, 128, 1000)).grid
     for h in hooks:
@@ -235,6 +240,10 @@ def test_stages_partition_the_parameters():
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))
 
 
+RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+HOPS = {"as_hop_5": 160, "as_hop_15": 480, "as_hop_20": 640, "as_hop_25": 800}
+
+
 # --- weight table ------------------------------------------------------------------------
 
 
@@ -248,17 +257,27 @@ def test_weight_names_follow_upstream_file_names():
     names = set()
     for cfg in _all_weights():
         filename = cfg.url.rsplit("/", 1)[1]
-        assert cfg.url == "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/" + filename
+        assert cfg.url == RELEASE + filename
         stem = re.sub(r"_mAP_\d+(\(\d\))?$", "", filename.removesuffix(".pt"))
         derived = stem.replace("_", ".", 1)
-        assert cfg.name == derived or re.fullmatch(re.escape(derived) + r"_[23]", cfg.name), cfg.name
+        repeated_run = re.fullmatch(re.escape(derived) + r"_[23]", cfg.name)
+        assert cfg.name == derived or repeated_run, cfg.name
         assert "mAP" not in cfg.name and cfg.name not in names
         names.add(cfg.name)
         mAP = re.search(r"_mAP_(\d+)", filename)
         assert cfg.metrics == ({"audioset_mAP": int(mAP.group(1)) / 1000} if mAP else {})
     assert len(names) == 8 + 8 + 8 + 1 + 4 + 3 + 3  # as, im, mn40 extras, im_pytorch, hop, mels, fc
-    for name in ("mn10.as", "mn10.as_hop_5", "mn10.as_fc_s2221", "mn10.im_pytorch", "mn40.as_ext",
-                 "mn40.as_no_im_pre", "mn40.as_2", "mn40.as_3", "mn01.im"):
+    for name in (
+        "mn10.as",
+        "mn10.as_hop_5",
+        "mn10.as_fc_s2221",
+        "mn10.im_pytorch",
+        "mn40.as_ext",
+        "mn40.as_no_im_pre",
+        "mn40.as_2",
+        "mn40.as_3",
+        "mn01.im",
+    ):
         assert name in names
 
 
@@ -269,8 +288,9 @@ def test_weight_configs():
         assert cfg.labels == "audioset" and cfg.num_classes == 527
         fe = cfg.frontend
         assert fe["name"] == "stft_mel" and fe["sample_rate"] == 32000
-        assert (fe["win_length"], fe["n_fft"], fe["fmin_aug_range"], fe["fmax_aug_range"]) == (800, 1024, 10, 2000)
-        hop = {"as_hop_5": 160, "as_hop_15": 480, "as_hop_20": 640, "as_hop_25": 800}.get(cfg.tag, 320)
+        stft = (fe["win_length"], fe["n_fft"], fe["fmin_aug_range"], fe["fmax_aug_range"])
+        assert stft == (800, 1024, 10, 2000)
+        hop = HOPS.get(cfg.tag, 320)
         n_mels = {"as_mels_40": 40, "as_mels_64": 64, "as_mels_256": 256}.get(cfg.tag, 128)
         assert (fe["hop_length"], fe["n_mels"]) == (hop, n_mels), cfg.name
         if cfg.tag.startswith("as_fc"):
@@ -298,7 +318,8 @@ def _to_upstream(native: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             out[rest] = value
         else:
             first, _, tail = rest.partition(".")
-            out["classifier." + ".".join(filter(None, [head_names.get(first, first), tail]))] = value
+            layer = head_names.get(first, first)
+            out[f"classifier.{layer}.{tail}" if tail else f"classifier.{layer}"] = value
     return out
 
 
@@ -307,7 +328,10 @@ def test_converter_round_trip(head_cls):
     torch.manual_seed(0)
     model = nn.ModuleDict({"backbone": build("mn01")})
     model["head"] = head_cls(model["backbone"].num_features, 527)
-    native = {k: torch.randn(v.shape) if v.is_floating_point() else v + 7 for k, v in model.state_dict().items()}
+    native = {
+        k: torch.randn(v.shape) if v.is_floating_point() else v + 7
+        for k, v in model.state_dict().items()
+    }
     upstream = _to_upstream(native)
     assert any(k.startswith("classifier.") for k in upstream)
     converted = converters.get("efficientat")(upstream)

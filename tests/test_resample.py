@@ -42,7 +42,9 @@ def _naive(
         if kaiser_beta is None:
             window = math.cos(math.pi * u / (2 * width)) ** 2
         else:
-            window = float(np.i0(kaiser_beta * math.sqrt(1 - (u / width) ** 2)) / np.i0(kaiser_beta))
+            window = float(
+                np.i0(kaiser_beta * math.sqrt(1 - (u / width) ** 2)) / np.i0(kaiser_beta)
+            )
         total += xi * (c / orig) * sinc * window
     return total
 
@@ -65,7 +67,9 @@ def test_options_reach_the_kernel() -> None:
     for j in (0, 50, 99):
         assert y[j].item() == pytest.approx(_naive(x.numpy(), 48000, 32000, j, 3, 0.8), abs=1e-10)
     k = resample(x, 48000, 32000, resampling_method="sinc_interp_kaiser", beta=5.0)
-    assert k[40].item() == pytest.approx(_naive(x.numpy(), 48000, 32000, 40, kaiser_beta=5.0), abs=1e-10)
+    assert k[40].item() == pytest.approx(
+        _naive(x.numpy(), 48000, 32000, 40, kaiser_beta=5.0), abs=1e-10
+    )
 
 
 @pytest.mark.parametrize(("orig", "new"), RATE_PAIRS)
@@ -159,7 +163,9 @@ def test_resampler_matches_function_and_caches_kernel() -> None:
     assert r.kernel(441, 320, torch.float32, x.device)[0] is kernel
     # per-call rates reuse the same module; reduced rates share a kernel (88200/64000 = 441/320)
     torch.testing.assert_close(r(x, 88200, 64000), r(x), rtol=0, atol=0)
-    torch.testing.assert_close(r(x, 48000, 16000), resample(x, 48000, 16000, resampling_method="sinc_interp_kaiser"))
+    torch.testing.assert_close(
+        r(x, 48000, 16000), resample(x, 48000, 16000, resampling_method="sinc_interp_kaiser")
+    )
 
 
 @settings(max_examples=30, deadline=None)

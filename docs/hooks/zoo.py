@@ -209,7 +209,7 @@ def render_page(rows: list[ZooRow]) -> str:
         "reproduces their outputs (see the parity tests), it does not re-evaluate them.",
         "- The weights keep the **license** of their release.",
         "",
-        "Load any row with `audiozoo.create(\"NAME\")`; list them with "
+        'Load any row with `audiozoo.create("NAME")`; list them with '
         "`audiozoo.list_models(pretrained=True)` or `audiozoo list`.",
         "",
     ]
@@ -232,5 +232,10 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 if __name__ == "__main__":
-    print(render_page(zoo_rows(audiozoo.list_models(sys.argv[1], pretrained=True)
-                               if len(sys.argv) > 1 else None)))
+    print(
+        render_page(
+            zoo_rows(
+                audiozoo.list_models(sys.argv[1], pretrained=True) if len(sys.argv) > 1 else None
+            )
+        )
+    )

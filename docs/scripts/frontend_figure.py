@@ -70,7 +70,10 @@ def render() -> bytes:
     for ax, (title, spec, fps) in zip(axes, specs, strict=True):
         frames = spec.shape[1]
         image = ax.imshow(
-            spec.numpy(), origin="lower", aspect="auto", cmap="magma",
+            spec.numpy(),
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
             extent=(0.0, frames / fps, 0, spec.shape[0]),
         )
         ax.axvline(SECONDS, color="white", linestyle="--", linewidth=1)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ def count_macs(model: Any, seconds: float = 10.0) -> int:
     Returns:
         MACs (FLOPs / 2) for one clip.
     """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
@@ -48,11 +50,16 @@ def count_macs(model: Any, seconds: float = 10.0) -> int:
         wave = torch.zeros(1, round(seconds * model.sample_rate), device=model.device)
         with torch.no_grad():
             spec = model.frontend(wave)
-            counter = FlopCounterMode(display=False)
-            with counter:
-                model.head(model.backbone(spec))
+        # counting needs shapes only: backbone and head run as a copy on the meta device (no
+        # arithmetic: the same count, ~20x faster for the transformers)
+        net = copy.deepcopy(nn.Sequential(model.backbone, model.head)).to("meta")
     finally:
         model.train(was_training)
+    counter = FlopCounterMode(display=False)
+    # the math backend runs attention as matrix products the counter sees; the fused CPU
+    # kernel (_scaled_dot_product_flash_attention_for_cpu) has no FLOP formula
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
+        net[1](net[0](spec.to("meta")))
     return int(counter.get_total_flops()) // 2
 
 

@@ -16,7 +16,8 @@ backbone's ``min_frames`` / ``max_frames`` / ``time_stride``:
 
 Window outputs are merged by :func:`average` (clip outputs: plain mean over a clip's windows) and
 :func:`stitch` (frame outputs: each global frame ``t`` — ``t * frame_hop`` seconds — is taken from
-the window in which it lies closest to the centre, so no frame comes from a window edge).
+the window in which it lies closest to the centre, so no frame comes from a window edge; a tie
+goes to the earlier window).
 """
 
 from __future__ import annotations
@@ -82,11 +83,14 @@ def min_samples(frontend: Frontend, backbone: Backbone) -> int:
     n = max(frontend.min_samples, 1)
     if frontend.num_frames(n) >= backbone.min_frames:
         return n
-    # Jump close to the answer, then walk: num_frames is non-decreasing in the sample count.
-    n = max(n, (backbone.min_frames - 1) * frontend.hop_length + 1)
-    while frontend.num_frames(n) < backbone.min_frames:
-        n += 1
-    return n
+    # Bisection: num_frames is non-decreasing in the sample count.
+    lo, hi = n, max(2 * n, backbone.min_frames * frontend.hop_length)
+    while frontend.num_frames(hi) < backbone.min_frames:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:  # invariant: num_frames(lo) < min_frames <= num_frames(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if frontend.num_frames(mid) >= backbone.min_frames else (mid, hi)
+    return hi
 
 
 def plan_windows(frontend: Frontend, backbone: Backbone, num_samples: int) -> WindowPlan:
@@ -146,8 +150,9 @@ def stitch(grid: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
     t = torch.arange(out_frames, device=grid.device)
     lo = torch.div(t - per_window + s, s, rounding_mode="floor").clamp(min=0)  # ceil((t-Tw+1)/s)
     hi = torch.div(t, s, rounding_mode="floor").clamp(max=plan.count - 1)
-    centre = (per_window - 1) / 2
-    k = torch.round((t - centre) / s).long()
+    # Nearest centre: minimise |2 (t - k s) - (Tw - 1)| over k, in integers; a tie goes to the
+    # earlier window. The distance is convex in k, so clamping to the valid range stays optimal.
+    k = torch.div(2 * t - (per_window - 1) + s - 1, 2 * s, rounding_mode="floor")
     k = torch.maximum(torch.minimum(k, hi), lo)
     index = k * per_window + (t - k * s)
     b = grid.shape[0] // plan.count

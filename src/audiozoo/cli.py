@@ -165,7 +165,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         results[path] = [
             {"index": int(i), "label": labels[int(i)] if labels else f"class_{int(i)}",
              "probability": round(float(p), 6)}
-            for p, i in zip(top.values, top.indices)
+            for p, i in zip(top.values, top.indices, strict=True)
         ]
     if args.json:
         _out(json.dumps(results, indent=2))

@@ -21,6 +21,7 @@ BatchNorm in a hand-written ``forward`` are left as they are.
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import TypeVar
 
 import torch
@@ -85,7 +86,7 @@ def fold_batch_norms(module: nn.Module) -> int:
     folded = 0
     for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
-        for name, next_name in zip(names, names[1:]):
+        for name, next_name in itertools.pairwise(names):
             conv, bn = seq._modules[name], seq._modules[next_name]
             if _foldable(conv, bn):
                 _fold_into(conv, bn)  # type: ignore[arg-type]

@@ -16,8 +16,9 @@ Example::
 from __future__ import annotations
 
 import math
+import operator
 from collections import OrderedDict
-from numbers import Integral, Real
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -27,22 +28,24 @@ from ._errors import AudioTypeError
 __all__ = ["Resampler", "resample"]
 
 _METHODS = ("sinc_interp_hann", "sinc_interp_kaiser")
-_KAISER_BETA = 14.769656459379492  # torchaudio's default: ~ -90 dB sidelobes for width 6
+_KAISER_BETA = 14.769656459379492  # torchaudio's default
 _CACHE_SIZE = 8
 
 
 def _check_rate(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Real):
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(
+            f"{name}={value!r} is not an integer: pass integer rates with the same ratio "
+            "(e.g. 44100 -> 5512.5 Hz as orig_freq=8, new_freq=1)"
+        )
+    try:
+        # int, integer-valued float, numpy integers; not bool (a likely argument mix-up)
+        rate = int(value) if isinstance(value, float) else operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        rate = 0
+    if isinstance(value, bool) or rate <= 0:
         raise ValueError(f"{name} must be a positive integer sample rate in Hz, got {value!r}")
-    if isinstance(value, Integral) or float(value).is_integer():
-        rate = int(value)
-        if rate > 0:
-            return rate
-        raise ValueError(f"{name} must be a positive integer sample rate in Hz, got {value!r}")
-    raise ValueError(
-        f"{name}={value!r} is not an integer: pass integer rates with the same ratio "
-        "(e.g. 44100 -> 5512.5 Hz as orig_freq=8, new_freq=1)"
-    )
+    return rate
 
 
 def _check_options(
@@ -209,7 +212,12 @@ class Resampler(nn.Module):
             self._kernels.move_to_end(key)
         else:
             kernel, self._widths[orig, new] = _sinc_kernel(
-                orig, new, self.lowpass_filter_width, self.rolloff, self.resampling_method, self.beta
+                orig,
+                new,
+                self.lowpass_filter_width,
+                self.rolloff,
+                self.resampling_method,
+                self.beta,
             )
             self._kernels[key] = kernel.to(device=device, dtype=dtype)
             if len(self._kernels) > _CACHE_SIZE:

@@ -113,16 +113,6 @@ class ConvNormAct(nn.Sequential):
         if activation is not None:
             layers.append(activation())
         super().__init__(*layers)
-        self.kernel_size, self.stride, self.padding, self.dilation = (
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-        )
-
-    def out_size(self, size: int) -> int:
-        """Output length along frequency or time for an input of length ``size``."""
-        return conv_out_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
 
 
 class SqueezeExcitation(nn.Module):
@@ -187,6 +177,10 @@ class ConcurrentSE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C, F, T). Returns: (B, C, F, T)."""
+        if len(self.conc_se_layers) == 1:
+            # One SE (every released model): fusing a single output is the identity, and
+            # skipping the stacked copy saves two passes over the activation.
+            return self.conc_se_layers[0](x)
         outs = torch.stack([se(x) for se in self.conc_se_layers])  # (n_se, B, C, F, T)
         if self.agg == "max":
             return outs.amax(dim=0)
@@ -257,15 +251,6 @@ class InvertedResidual(nn.Module):
         layers.append(ConvNormAct(cfg.expanded, cfg.out_channels, 1, activation=None))
         self.block = nn.Sequential(*layers)
         self.use_residual = cfg.stride == 1 and cfg.in_channels == cfg.out_channels
-
-    @property
-    def depthwise(self) -> ConvNormAct:
-        """The depthwise conv, the only part of the block that changes (F, T)."""
-        return self.block[self.depthwise_index]  # type: ignore[return-value]
-
-    def out_size(self, size: int) -> int:
-        """Output length along frequency or time."""
-        return self.depthwise.out_size(size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C_in, F, T). Returns: (B, C_out, F', T')."""
@@ -392,30 +377,31 @@ class MobileNetV3(Backbone):
         self.input_dim_f, self.input_dim_t = input_dim_f, input_dim_t
 
         cfgs, self.last_channel = block_configs(width_mult, strides, dilated, reduced_tail)
-        stem = ConvNormAct(1, cfgs[0].in_channels, 3, stride=2)
-        layers: list[nn.Module] = [stem]
-        # Frequency/time SE layers are sized by the block's output (F', T') for the design input.
-        freq, time = stem.out_size(input_dim_f), stem.out_size(input_dim_t)
-        for cfg in cfgs:
-            depthwise_padding = (cfg.kernel - 1) // 2 * cfg.dilation
-            freq = conv_out_size(freq, cfg.kernel, cfg.stride, depthwise_padding, cfg.dilation)
-            time = conv_out_size(time, cfg.kernel, cfg.stride, depthwise_padding, cfg.dilation)
+        # (kernel, stride, padding, dilation) of the convs that change (F, T): the stem and each
+        # block's depthwise conv; all 1x1 convs keep the size.
+        self._geometry = [(3, 2, 1, 1)] + [
+            (c.kernel, c.stride, (c.kernel - 1) // 2 * c.dilation, c.dilation) for c in cfgs
+        ]
+        layers: list[nn.Module] = [ConvNormAct(1, cfgs[0].in_channels, 3, stride=2)]
+        for i, cfg in enumerate(cfgs, start=2):
+            # frequency/time SE is sized by the block's output (F', T') for the design input
+            freq, time = self._out_size(input_dim_f, i), self._out_size(input_dim_t, i)
             layers.append(InvertedResidual(cfg, freq, time, se_dims, se_agg, se_r))
         last_in = cfgs[-1].out_channels
         layers.append(ConvNormAct(last_in, 6 * last_in, 1))
         self.features = nn.Sequential(*layers)
 
         self.num_features = 6 * last_in
-        self.time_stride = math.prod(m.stride for m in self._strided_convs())
+        self.time_stride = math.prod(stride for _, stride, _, _ in self._geometry)
         if "t" in se_dims:  # time SE has Linear layers of size T': the input length is fixed
             self.min_frames = self.max_frames = input_dim_t
         self._init_weights()
 
-    def _strided_convs(self) -> list[ConvNormAct]:
-        """The convs that change the spatial size: stem and each block's depthwise conv."""
-        convs = [self.features[0]]
-        convs += [block.depthwise for block in self.features[1:-1]]
-        return convs  # type: ignore[return-value]
+    def _out_size(self, size: int, num_convs: int) -> int:
+        """Length along frequency or time after the first ``num_convs`` size-changing convs."""
+        for kernel, stride, padding, dilation in self._geometry[:num_convs]:
+            size = conv_out_size(size, kernel, stride, padding, dilation)
+        return size
 
     def _init_weights(self) -> None:
         # Upstream's initialisation (matters only for training from scratch).
@@ -431,9 +417,7 @@ class MobileNetV3(Backbone):
 
     def num_output_frames(self, num_frames: int) -> int:
         """``T'`` after the stem and the depthwise convs (1x1 convs keep the size)."""
-        for conv in self._strided_convs():
-            num_frames = conv.out_size(num_frames)
-        return num_frames
+        return self._out_size(num_frames, len(self._geometry))
 
     def forward(self, spec: torch.Tensor) -> Features:
         """Args: spec (B, 1, F, T). Returns: Features with grid (B, num_features, F', T')."""

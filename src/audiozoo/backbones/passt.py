@@ -146,9 +146,13 @@ class PaSST(Backbone):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for p in (self.cls_token, self.dist_token, self.new_pos_embed):
-            nn.init.trunc_normal_(p, std=0.02)
-        for p in (self.freq_new_pos_embed, self.time_new_pos_embed):
+        for p in (
+            self.cls_token,
+            self.dist_token,
+            self.new_pos_embed,
+            self.freq_new_pos_embed,
+            self.time_new_pos_embed,
+        ):
             nn.init.trunc_normal_(p, std=0.02)
         self.apply(init_vit_weights)
 

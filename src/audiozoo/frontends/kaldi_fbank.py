@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from .._errors import InvalidAudioError
-from .._registry import frontends
-from ._common import check_waveform, float32_no_autocast, mask_along_axis
-from .base import Frontend
+from ..augment import freq_mask, time_mask
+from ._common import check_waveform, float32_no_autocast
+from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 
 __all__ = ["KaldiFbank"]
@@ -51,14 +51,10 @@ def _kaldi_window(window: str, length: int) -> torch.Tensor:
     # blackman: Kaldi's generalised Blackman with coefficient 0.42 (not torch.blackman_window's)
     a = 2 * math.pi / (length - 1)
     n = torch.arange(length, dtype=torch.float32)
-    return (
-        _BLACKMAN_COEFF
-        - 0.5 * torch.cos(a * n)
-        + (0.5 - _BLACKMAN_COEFF) * torch.cos(2 * a * n)
-    )
+    return _BLACKMAN_COEFF - 0.5 * torch.cos(a * n) + (0.5 - _BLACKMAN_COEFF) * torch.cos(2 * a * n)
 
 
-@frontends.decorator("kaldi_fbank")
+@register_frontend("kaldi_fbank")
 class KaldiFbank(Frontend):
     """Kaldi log-mel filterbank (AST preprocessing): waveform (B, N) → (B, 1, n_mels, T).
 
@@ -200,7 +196,7 @@ class KaldiFbank(Frontend):
                 else:
                     logmel = logmel[..., : self.target_frames]
             if self.training and self.augment:
-                logmel = mask_along_axis(logmel, self.freqm, 1, self.generator)
-                logmel = mask_along_axis(logmel, self.timem, 2, self.generator)
+                logmel = freq_mask(logmel, self.freqm, generator=self.generator)
+                logmel = time_mask(logmel, self.timem, generator=self.generator)
             out = (logmel - self.mean) / (2.0 * self.std)
         return out.unsqueeze(1)

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from .._errors import InvalidAudioError
-from .._registry import frontends
-from ._common import check_waveform, float32_no_autocast, mask_along_axis
-from .base import Frontend
+from ..augment import freq_mask, time_mask
+from ._common import check_waveform, float32_no_autocast
+from .base import Frontend, register_frontend
 from .filterbanks import melscale_fbanks
 
 __all__ = ["MelSpectrogram"]
@@ -36,7 +36,7 @@ _PAD_MODES = ("reflect", "constant", "replicate", "circular")
 _DB_AMIN = 1e-10
 
 
-@frontends.decorator("mel")
+@register_frontend("mel")
 class MelSpectrogram(Frontend):
     """Log-mel spectrogram: waveform (B, N) → (B, 1, n_mels, T).
 
@@ -217,8 +217,8 @@ class MelSpectrogram(Frontend):
                     floor = mel.amax(dim=(-2, -1), keepdim=True) - self.top_db  # per clip
                     mel = torch.maximum(mel, floor)
             if self.training and self.augment:
-                mel = mask_along_axis(mel, self.freqm, 1, self.generator)
-                mel = mask_along_axis(mel, self.timem, 2, self.generator)
+                mel = freq_mask(mel, self.freqm, generator=self.generator)
+                mel = time_mask(mel, self.timem, generator=self.generator)
             if self.mean is not None:
                 mel = mel - self.mean
             if self.std is not None:

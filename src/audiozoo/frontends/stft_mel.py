@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from .._errors import InvalidAudioError
-from .._registry import frontends
-from ._common import check_waveform, float32_no_autocast, mask_along_axis
-from .base import Frontend
+from ..augment import freq_mask, time_mask
+from ._common import check_waveform, float32_no_autocast
+from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 
 __all__ = ["StftMel"]
@@ -35,7 +35,7 @@ _LOG_OFFSET = 1e-5
 _NORM_SHIFT, _NORM_SCALE = 4.5, 5.0
 
 
-@frontends.decorator("stft_mel")
+@register_frontend("stft_mel")
 class StftMel(Frontend):
     """EfficientAT / PaSST log-mel spectrogram: waveform (B, N) → (B, 1, n_mels, T).
 
@@ -168,8 +168,8 @@ class StftMel(Frontend):
             mel = torch.matmul(bank, power)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
             logmel = (mel + _LOG_OFFSET).log()
             if augmenting:
-                logmel = mask_along_axis(logmel, self.freqm, 1, self.generator)
-                logmel = mask_along_axis(logmel, self.timem, 2, self.generator)
+                logmel = freq_mask(logmel, self.freqm, generator=self.generator)
+                logmel = time_mask(logmel, self.timem, generator=self.generator)
             out = (logmel + _NORM_SHIFT) / _NORM_SCALE
         return out.unsqueeze(1)
 

@@ -1,0 +1,414 @@
+"""In-process comparisons: frontends and full-model forwards, ours vs upstream.
+
+Each case builds both sides once, checks that their outputs agree, then times them interleaved
+(see :func:`benchmarks._timing.time_pair`) at every thread setting and batch size. Upstream
+packages are imported lazily; when one is missing, our side still runs (so the code path is
+exercised) and the row says which package it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import audiozoo
+from audiozoo.frontends.kaldi_fbank import KaldiFbank
+from audiozoo.frontends.stft_mel import StftMel
+from audiozoo.optimize import optimize_for_inference
+
+from ._timing import Row, fmt_time, max_abs_diff, max_rel_diff, time_pair
+
+__all__ = ["Settings", "frontend_cases", "model_cases"]
+
+FRONTEND_TOL = 1e-4  # absolute, on log-mel values of order 1
+MODEL_TOL = 1e-3  # relative to the largest output magnitude
+AST_MEAN, AST_STD = -4.2677393, 4.5689974  # AST AudioSet normalisation (ASTFeatureExtractor's)
+
+
+@dataclass
+class Settings:
+    """What to run: clip length, batch sizes, thread settings, warm-up and repeats."""
+
+    seconds: float = 10.0
+    batches: tuple[int, ...] = (1, 8)
+    threads: tuple[int, ...] = (2,)
+    warmup: int = 1
+    repeats: int = 5
+    model_repeats: int = 3
+    fixtures: Path | None = None
+    only: tuple[str, ...] = field(default_factory=tuple)
+
+    def wants(self, group: str) -> bool:
+        return not self.only or group in self.only
+
+
+def missing(*modules: str) -> str:
+    """The first of ``modules`` that is not importable ("" when all are)."""
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            return f"needs {name}"
+    return ""
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # upstream constructors print ("Warning: FMAX is None ...") and warn about deprecations
+    import warnings
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _speed_rows(
+    case: str,
+    ours: Callable[[int], Callable[[], torch.Tensor]],
+    theirs: Callable[[int], Callable[[], torch.Tensor]] | None,
+    *,
+    check: Callable[[torch.Tensor, torch.Tensor], float],
+    tol: float,
+    targets: dict[int, float],
+    settings: Settings,
+    repeats: int,
+    skipped: str = "",
+    compare_name: str = "abs",
+) -> list[Row]:
+    """Rows of one comparison for every batch size and thread setting.
+
+    ``ours(batch)`` / ``theirs(batch)`` return a zero-argument function computing the output for
+    a fixed input of that batch size (inputs are made outside the timed call).
+    """
+    rows = []
+    for batch in settings.batches:
+        fn_ours = ours(batch)
+        fn_theirs = theirs(batch) if theirs is not None and not skipped else None
+        with torch.no_grad():
+            diff = None
+            if fn_theirs is not None:  # the first calls double as the first warm-up
+                diff = check(fn_ours(), fn_theirs())
+            for threads in settings.threads:
+                torch.set_num_threads(threads)
+                row = Row(
+                    case,
+                    batch=str(batch),
+                    threads=str(threads),
+                    target=targets.get(batch),
+                    skipped=skipped,
+                )
+                if fn_theirs is None:
+                    t_ours, _ = time_pair(
+                        fn_ours, lambda: None, warmup=settings.warmup, repeats=repeats
+                    )
+                    row.ours, row.theirs = fmt_time(t_ours), "-"
+                else:
+                    assert diff is not None
+                    t_ours, t_theirs = time_pair(
+                        fn_ours, fn_theirs, warmup=settings.warmup, repeats=repeats
+                    )
+                    row.ours, row.theirs = fmt_time(t_ours), fmt_time(t_theirs)
+                    row.ratio = t_theirs / t_ours
+                    row.ratio_text = f"{row.ratio:.2f}x faster"
+                    row.agree = diff <= tol
+                    row.check = f"{compare_name} {diff:.1e} (<= {tol:g})"
+                rows.append(row)
+    return rows
+
+
+def _waves(batch: int, seconds: float, sample_rate: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(batch)
+    return 0.1 * torch.randn(batch, int(seconds * sample_rate), generator=g)
+
+
+# ---------------------------------------------------------------------------------- frontends
+def frontend_cases(s: Settings) -> list[Row]:
+    rows: list[Row] = []
+    if not s.wants("frontends"):
+        return rows
+
+    # STFT mel (EfficientAT / PaSST) vs hear21passt's AugmentMelSTFT, eval mode
+    ours_stft = StftMel().eval()
+    skip = missing("hear21passt", "torchaudio")
+    upstream_stft = None
+    if not skip:
+        from hear21passt.models.preprocess import AugmentMelSTFT
+
+        with _quiet():
+            upstream_stft = AugmentMelSTFT(
+                n_mels=128,
+                sr=32000,
+                win_length=800,
+                hopsize=320,
+                n_fft=1024,
+                freqm=48,
+                timem=192,
+                htk=False,
+                fmin=0.0,
+                fmax=None,
+                norm=1,
+                fmin_aug_range=10,
+                fmax_aug_range=2000,
+            ).eval()
+
+    def stft_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 32000)
+        return lambda: ours_stft(x)[:, 0]
+
+    def stft_theirs(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 32000)
+        assert upstream_stft is not None
+
+        def run() -> torch.Tensor:
+            with _quiet():
+                return upstream_stft(x)
+
+        return run
+
+    rows += _speed_rows(
+        "StftMel vs hear21passt AugmentMelSTFT",
+        stft_ours,
+        stft_theirs,
+        check=max_abs_diff,
+        tol=FRONTEND_TOL,
+        targets={1: 2.0, 8: 2.5},
+        settings=s,
+        repeats=s.repeats,
+        skipped=skip,
+    )
+
+    # Kaldi fbank (AST) vs torchaudio.compliance.kaldi.fbank called per clip, as AST does
+    ours_fbank = KaldiFbank().eval()
+
+    def fbank_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        return lambda: ours_fbank(x)[:, 0].transpose(1, 2)  # (B, T, F) like AST
+
+    def fbank_torchaudio(b: int) -> Callable[[], torch.Tensor]:
+        import torchaudio
+
+        x = _waves(b, s.seconds, 16000)
+
+        def run() -> torch.Tensor:
+            out = []
+            for clip in x:  # AST's dataloader: one clip at a time
+                clip = clip - clip.mean()
+                fb = torchaudio.compliance.kaldi.fbank(
+                    clip[None],
+                    htk_compat=True,
+                    sample_frequency=16000,
+                    use_energy=False,
+                    window_type="hanning",
+                    num_mel_bins=128,
+                    dither=0.0,
+                    frame_shift=10,
+                )
+                pad = 1024 - fb.shape[0]
+                fb = torch.nn.functional.pad(fb, (0, 0, 0, pad)) if pad > 0 else fb[:1024]
+                out.append((fb - AST_MEAN) / (AST_STD * 2))
+            return torch.stack(out)
+
+        return run
+
+    rows += _speed_rows(
+        "KaldiFbank vs torchaudio kaldi.fbank per clip",
+        fbank_ours,
+        fbank_torchaudio,
+        check=max_abs_diff,
+        tol=FRONTEND_TOL,
+        targets={8: 3.0},
+        settings=s,
+        repeats=s.repeats,
+        skipped=missing("torchaudio"),
+    )
+
+    def fbank_hf(b: int) -> Callable[[], torch.Tensor]:
+        from transformers import ASTFeatureExtractor
+
+        extractor = ASTFeatureExtractor()
+        clips = [c.numpy() for c in _waves(b, s.seconds, 16000)]  # its input type: numpy
+        return lambda: extractor(clips, sampling_rate=16000, return_tensors="pt")["input_values"]
+
+    rows += _speed_rows(
+        "KaldiFbank vs transformers ASTFeatureExtractor",
+        fbank_ours,
+        fbank_hf,
+        check=max_abs_diff,
+        tol=FRONTEND_TOL,
+        targets={},
+        settings=s,
+        repeats=s.repeats,
+        skipped=missing("transformers", "torchaudio"),
+    )
+    return rows
+
+
+# ---------------------------------------------------------------------------------- models
+def _randomize(module: torch.nn.Module, seed: int) -> None:
+    """Random but well-scaled weights (norm scales near 1, the rest N(0, 0.02)), so no output
+    is trivially constant (some upstream heads are zero-initialised)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() == 1 and name.endswith("weight"):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
+
+
+def _tmp_checkpoint(state_dict: dict[str, Any], folder: str, name: str) -> str:
+    path = os.path.join(folder, name)
+    torch.save(state_dict, path)
+    return path
+
+
+def model_cases(s: Settings) -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if s.wants("passt"):
+            rows += _passt_rows(s, tmp)
+        if s.wants("ast"):
+            rows += _ast_rows(s, tmp)
+    if s.wants("mn10"):
+        rows += _mn10_rows(s)
+    return rows
+
+
+def _passt_rows(s: Settings, tmp: str) -> list[Row]:
+    skip = missing("hear21passt", "torchaudio", "timm")
+    if skip:
+        ours = audiozoo.create("passt_s.as", pretrained=False)
+    else:
+        from hear21passt.models.passt import get_model
+        from hear21passt.models.preprocess import AugmentMelSTFT
+        from hear21passt.wrapper import PasstBasicWrapper
+
+        with _quiet():  # hear21passt.base.get_basic_model, without fetching pretrained weights
+            mel = AugmentMelSTFT(
+                n_mels=128,
+                sr=32000,
+                win_length=800,
+                hopsize=320,
+                n_fft=1024,
+                freqm=48,
+                timem=192,
+                htk=False,
+                fmin=0.0,
+                fmax=None,
+                norm=1,
+                fmin_aug_range=10,
+                fmax_aug_range=2000,
+            )
+            net = get_model(arch="passt_s_swa_p16_128_ap476", pretrained=False)
+            upstream = PasstBasicWrapper(mel=mel, net=net, mode="logits").eval()
+        _randomize(upstream, 0)
+        path = _tmp_checkpoint(upstream.state_dict(), tmp, "passt_upstream.pt")
+        ours = audiozoo.create("passt_s.as", pretrained=path)  # through the "passt" converter
+
+    def run_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 32000)
+        return lambda: ours(x)
+
+    def run_theirs(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 32000)
+
+        def run() -> torch.Tensor:
+            with _quiet():
+                return upstream(x)
+
+        return run
+
+    return _speed_rows(
+        "PaSST-S forward vs hear21passt",
+        run_ours,
+        run_theirs,
+        check=max_rel_diff,
+        tol=MODEL_TOL,
+        targets={8: 1.3},
+        settings=s,
+        repeats=s.model_repeats,
+        skipped=skip,
+        compare_name="rel",
+    )
+
+
+def _ast_rows(s: Settings, tmp: str) -> list[Row]:
+    skip = missing("transformers", "torchaudio")
+    if skip:
+        ours = audiozoo.create("ast.as", pretrained=False)
+    else:
+        from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+        with _quiet():
+            upstream = ASTForAudioClassification(ASTConfig(num_labels=527)).eval()
+            extractor = ASTFeatureExtractor()
+        _randomize(upstream, 1)
+        path = _tmp_checkpoint(upstream.state_dict(), tmp, "ast_hf.pt")
+        ours = audiozoo.create("ast.as", pretrained=path)  # through the "ast_hf" converter
+
+    def run_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        return lambda: ours(x)
+
+    def run_theirs(b: int) -> Callable[[], torch.Tensor]:
+        clips = [c.numpy() for c in _waves(b, s.seconds, 16000)]
+
+        def run() -> torch.Tensor:
+            feats = extractor(clips, sampling_rate=16000, return_tensors="pt")["input_values"]
+            return upstream(input_values=feats).logits
+
+        return run
+
+    return _speed_rows(
+        "AST forward vs transformers (+ASTFeatureExtractor)",
+        run_ours,
+        run_theirs,
+        check=max_rel_diff,
+        tol=MODEL_TOL,
+        targets={8: 1.0},
+        settings=s,
+        repeats=s.model_repeats,
+        skipped=skip,
+        compare_name="rel",
+    )
+
+
+def _mn10_rows(s: Settings) -> list[Row]:
+    fixture = s.fixtures / "efficientat" / "mn10_as.pt" if s.fixtures else None
+    if fixture is not None and fixture.is_file():
+        eager = audiozoo.create("mn10.as", pretrained=str(fixture))
+    else:  # random weights with non-trivial BatchNorm statistics, so folding is tested
+        eager = audiozoo.create("mn10.as", pretrained=False)
+        g = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            for m in eager.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                    m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    fast = optimize_for_inference(eager)
+
+    def run(model: torch.nn.Module) -> Callable[[int], Callable[[], torch.Tensor]]:
+        def make(b: int) -> Callable[[], torch.Tensor]:
+            x = _waves(b, s.seconds, 32000)
+            return lambda: model(x)
+
+        return make
+
+    return _speed_rows(
+        "mn10 optimize_for_inference vs eager",
+        run(fast),
+        run(eager),
+        check=max_rel_diff,
+        tol=MODEL_TOL,
+        targets={8: 1.2},
+        settings=s,
+        repeats=s.model_repeats,
+        compare_name="rel",
+    )
