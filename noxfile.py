@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -121,11 +123,11 @@ def build(session: nox.Session) -> None:
     shutil.rmtree(dist, ignore_errors=True)
     session.run("python", "-m", "build", "--outdir", str(dist))
     session.run("twine", "check", "--strict", *map(str, sorted(dist.iterdir())))
-    session.run("python", str(ROOT / "docs" / "scripts" / "check_dist.py"), str(dist))
+    _check_dist(session, dist)
 
     # a fresh venv that has never seen the source tree: torch first, then only the wheel
     (wheel,) = dist.glob("*.whl")
-    venv = Path(session.create_tmp()) / "wheel-venv"
+    venv = Path(session.create_tmp()).resolve() / "wheel-venv"
     shutil.rmtree(venv, ignore_errors=True)
     session.run("python", "-m", "venv", str(venv))
     py, cli = venv / "bin" / "python", venv / "bin" / "audiozoo"
@@ -150,3 +152,27 @@ def bench(session: nox.Session) -> None:
     session.install(*PARITY_PEERS)
     session.install("-e", ".")
     session.run("python", "-m", "benchmarks", *session.posargs, env=_env())
+
+
+def _check_dist(session: nox.Session, dist: Path) -> None:
+    """The wheel holds the package with its py.typed marker, and neither holds tests or data."""
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    wheel_names = zipfile.ZipFile(wheel).namelist()
+    with tarfile.open(sdist) as tar:
+        sdist_names = [n.split("/", 1)[1] for n in tar.getnames() if "/" in n]
+    problems = []
+    if "audiozoo/py.typed" not in wheel_names:
+        problems.append("the wheel lacks audiozoo/py.typed")
+    if "audiozoo/cli.py" not in wheel_names:
+        problems.append("the wheel lacks audiozoo/cli.py")
+    for kind, names in (("wheel", wheel_names), ("sdist", sdist_names)):
+        for name in names:
+            parts = name.split("/")
+            if {"tests", "fixtures", "__pycache__", ".nox"} & set(parts) or name.endswith(
+                (".pt", ".pth", ".safetensors", ".wav", ".npz", ".pyc")
+            ):
+                problems.append(f"the {kind} contains {name}")
+    if problems:
+        session.error("; ".join(problems))
+    session.log(f"{wheel.name}: {len(wheel_names)} files; {sdist.name}: {len(sdist_names)} files")

@@ -270,12 +270,20 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(header), flush=True)
 
     rows: list[Row] = []
-    rows += frontend_cases(s)
-    rows += model_cases(s)
+    groups = [lambda: frontend_cases(s), lambda: model_cases(s)]
     if s.wants("train"):
-        rows += training_rows(s, train_cases, steps)
+        groups.append(lambda: training_rows(s, train_cases, steps))
     if s.wants("startup"):
-        rows += startup_rows(s, n_startup)
+        groups.append(lambda: startup_rows(s, n_startup))
+    for group in groups:
+        for row in group():
+            rows.append(row)  # progress on stderr: the table comes at the end
+            print(
+                f"  {row.case} [batch {row.batch or '-'}, threads {row.threads or '-'}]: "
+                f"{row.ours} vs {row.theirs} {row.ratio_text} {row.status}",
+                file=sys.stderr,
+                flush=True,
+            )
     torch.set_num_threads(default_threads)
 
     table = render(rows)

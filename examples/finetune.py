@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 import audiozoo
 from audiozoo import augment
 from audiozoo.data import FolderDataset, SyntheticAudio
-from audiozoo.finetune import param_groups
+from audiozoo.finetune import param_groups, recalibrate_batchnorm
 
 
 def build_parser(description: str | None = __doc__) -> argparse.ArgumentParser:
@@ -65,6 +65,11 @@ def build_parser(description: str | None = __doc__) -> argparse.ArgumentParser:
                    help="learning-rate factor per backbone stage (default: 0.75 when pretrained, "
                         "1.0 from scratch)")
     p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--precise-bn", type=int, default=10,
+                   help="training batches to recompute BatchNorm statistics from before each "
+                        "evaluation (0: off)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
     p.add_argument("--gain-db", type=float, default=0.0, help="random gain range +-dB (0: off)")
     p.add_argument("--freqm", type=int, default=0, help="frontend frequency mask width (0: off)")
@@ -256,6 +261,8 @@ def run_record(args: argparse.Namespace, layer_decay: float, classes: list[str],
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     g = seed_everything(args.seed)
     started = time.time()
     model, train_set, test_set, classes, multi_label, layer_decay = build(args)
@@ -293,6 +300,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
+        if args.precise_bn:
+            # EfficientAT's BatchNorm momentum (0.01) suits long runs; after a short one the
+            # running statistics lag far behind the weights, so recompute them.
+            recalibrate_batchnorm(model, ((w.to(args.device),) for w, _ in train_loader),
+                                  max_batches=args.precise_bn)
         result = evaluate(model, test_loader, multi_label, args.device)
         result = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   **result, "elapsed_s": round(time.time() - started, 1)}

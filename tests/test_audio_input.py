@@ -55,7 +55,7 @@ def test_nan_and_inf_raise(model, clip):
     for value in (float("nan"), float("inf")):
         bad = clip.clone()
         bad[1, 100] = value
-        with pytest.raises(InvalidAudioError, match="NaN or Inf.*batch item 1"):
+        with pytest.raises(InvalidAudioError, match=r"NaN or Inf.*batch item 1"):
             model(bad)
 
 
@@ -90,5 +90,84 @@ def test_unbatched_and_batch_of_one(model, clip):
 
 
 def test_errors_share_one_base_and_builtin_types():
-    assert issubclass(InvalidAudioError, AudiozooError) and issubclass(InvalidAudioError, ValueError)
+    assert issubclass(InvalidAudioError, AudiozooError) and issubclass(
+        InvalidAudioError, ValueError
+    )
     assert issubclass(AudioTypeError, AudiozooError) and issubclass(AudioTypeError, TypeError)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def test_input_goes_to_the_model_device(model, clip, monkeypatch):
+    """_prepare hands the model's device to as_waveform, which moves tensors that are elsewhere."""
+    import audiozoo.model as model_module
+
+    seen = []
+    real = model_module.as_waveform
+
+    def spy(audio, *, device=None, name="waveform"):
+        seen.append(device)
+        return real(audio, device=torch.device("cpu"), name=name)
+
+    monkeypatch.setattr(model_module, "as_waveform", spy)
+    monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("cuda", 3)))
+    model(clip)
+    assert seen == [torch.device("cuda", 3)]
+
+
+def test_model_device_follows_parameters():
+    m = audiozoo.create("mn01", pretrained=False).to("meta")
+    assert m.device == torch.device("meta")
+
+
+def test_padding_and_windows_stay_on_the_input_device():
+    """Everything after validation creates its tensors on the input's device (checked on meta)."""
+    from audiozoo import _windows
+
+    torch.manual_seed(0)
+    m = audiozoo.create(
+        "passt_s", pretrained=False, head="frame", num_classes=3, embed_dim=32, depth=1, num_heads=2
+    ).eval()
+    n = 25 * m.sample_rate
+    plan = _windows.plan_windows(m.frontend, m.backbone, n)
+    assert plan.count > 1
+    m.to("meta")
+    windows = _windows.split(torch.empty(2, n, device="meta"), plan)
+    spec = torch.empty(windows.shape[0], 1, 128, m.frontend.num_frames(plan.length), device="meta")
+    out = m.head(m._merge(m.backbone(spec), plan))
+    assert out.device.type == "meta" and out.shape == (2, plan.out_frames, 3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_input_to_cuda_model(model, clip):
+    ref = model(clip)
+    gpu = audiozoo.create("mn01", pretrained=False).eval()
+    gpu.load_state_dict(model.state_dict())
+    gpu.cuda()
+    out = gpu(clip)  # CPU tensor, CUDA model
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+    long = torch.randn(1, 25 * 32000) * 0.1  # windowed path on the GPU
+    passt = (
+        audiozoo.create(
+            "passt_s",
+            pretrained=False,
+            head="frame",
+            num_classes=3,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+        )
+        .eval()
+        .cuda()
+    )
+    assert passt(long).device.type == "cuda"
+
+
+def test_audio_shorter_than_one_frame_is_padded(model):
+    """A 1-sample click (shorter than any analysis frame) works: zero-padded at the end."""
+    click = torch.tensor([[0.5]])
+    out = model(click)
+    torch.testing.assert_close(out, model(torch.tensor([[0.5, 0.0]])))
+    assert out.shape == (1, 527) and torch.isfinite(out).all()

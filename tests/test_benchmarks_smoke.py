@@ -30,14 +30,32 @@ def test_quick_run_prints_a_table_without_failures(tmp_path: Path) -> None:
     report = tmp_path / "report.md"
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "frontends", "mn10",
-         "--output", str(report)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "frontends",
+            "mn10",
+            "--output",
+            str(report),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert f"torch {torch.__version__}" in out
-    for case in ("StftMel vs hear21passt", "KaldiFbank vs torchaudio", "mn10 optimize_for_inference"):
+    for case in (
+        "StftMel vs hear21passt",
+        "KaldiFbank vs torchaudio",
+        "mn10 optimize_for_inference",
+    ):
         assert case in out
     assert "FAILED" not in out
     # mn10 eager vs optimized needs no peer: it always runs and its outputs are compared
@@ -49,8 +67,9 @@ def test_quick_run_prints_a_table_without_failures(tmp_path: Path) -> None:
 def test_training_worker_reports_time_and_memory() -> None:
     from benchmarks._worker import train
 
-    args = argparse.Namespace(model="mn01", mode="frozen", batch=1, seconds=0.5, threads=1,
-                              warmup=0, steps=1)
+    args = argparse.Namespace(
+        model="mn01", mode="frozen", batch=1, seconds=0.5, threads=1, warmup=0, steps=1
+    )
     threads = torch.get_num_threads()
     try:
         result = train(args)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import audiozoo
-from audiozoo.finetune import param_groups, stage_lr_scales
+from audiozoo.finetune import param_groups, recalibrate_batchnorm, stage_lr_scales
 
 # One small configuration per backbone family (the stage definitions do not depend on size).
 FAMILIES: dict[str, dict[str, Any]] = {
@@ -129,3 +129,25 @@ def test_stages_must_cover_the_backbone_exactly_once() -> None:
     m.backbone.stages = lambda: [m.backbone, m.backbone[1]]  # type: ignore[assignment]
     with pytest.raises(ValueError, match="two stages"):
         param_groups(m, 1e-3)
+
+
+def test_recalibrate_batchnorm_gives_exact_statistics() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.BatchNorm1d(4))
+    frozen = net[3]
+    frozen.eval()  # stands in for a frozen stage: its statistics must not change
+    frozen.train = lambda mode=True: frozen  # type: ignore[assignment, method-assign]
+    before = frozen.running_mean.clone()
+    batches = [torch.randn(16, 3) * 3 + 1 for _ in range(4)]
+    net.eval()
+    used = recalibrate_batchnorm(net, [(b, None) for b in batches], max_batches=3)
+    assert used == 3 and not net.training and net[1].momentum == 0.1
+    # reference: the mean over batches of the per-batch statistics of the first layer's output
+    with torch.no_grad():
+        acts = [net[0](b) for b in batches[:3]]
+    torch.testing.assert_close(net[1].running_mean, torch.stack([a.mean(0) for a in acts]).mean(0))
+    torch.testing.assert_close(net[1].running_var,
+                               torch.stack([a.var(0, unbiased=True) for a in acts]).mean(0))
+    assert torch.equal(frozen.running_mean, before)
+    assert recalibrate_batchnorm(net, []) == 0
+    torch.testing.assert_close(net[1].running_mean, torch.stack([a.mean(0) for a in acts]).mean(0))

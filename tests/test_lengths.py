@@ -11,6 +11,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import audiozoo
 from audiozoo import _windows
@@ -165,6 +167,47 @@ def test_window_frames_sit_on_one_time_grid(models) -> None:
             silence = model.embed(torch.zeros(1, 4 * window), frames=True)[0]
         changed = (seq - silence).abs().amax(dim=-1)
         assert int(changed.argmax()) in (frame - 1, frame), (frame, int(changed.argmax()))
+
+
+@pytest.fixture(scope="module")
+def parts() -> dict[str, tuple]:
+    """Frontend and backbone of each windowed family (PaSST, AST, time-SE MobileNet)."""
+    out = {}
+    for arch, kw in (
+        ("passt_s", SMALL),
+        ("passt_s_s12", SMALL),
+        ("ast", SMALL),
+        ("mn01", {"se_dims": "ct", "input_dim_t": 100}),
+    ):
+        m = audiozoo.create(arch, pretrained=False, **kw)
+        out[arch] = (m.frontend, m.backbone)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arch=st.sampled_from(["passt_s", "passt_s_s12", "ast", "mn01"]),
+    n=st.integers(min_value=1, max_value=3_000_000),
+)
+def test_plan_covers_the_clip_and_stitches_timestamps(parts, arch: str, n: int) -> None:
+    """For any length: windows cover every sample; stitched frame t is global time index t."""
+    frontend, backbone = parts[arch]
+    plan = _windows.plan_windows(frontend, backbone, n)
+    hop = plan.frame_hop
+    assert (plan.count - 1) * plan.step + plan.length >= n
+    assert frontend.num_frames(plan.length) <= backbone.max_frames
+    assert frontend.num_frames(plan.length) >= backbone.min_frames
+    if plan.windowed:
+        assert plan.out_frames == math.ceil(n / hop)
+        assert plan.step % hop == 0
+    # Encode each window's frame j as its global time index k * step_frames + j, then stitch.
+    s = plan.step // hop if plan.windowed else 0
+    k = torch.arange(plan.count)[:, None]
+    j = torch.arange(plan.window_frames)[None, :]
+    grid = (k * s + j).float().repeat(2, 1)[:, None, None, :]  # (2 * count, 1, 1, Tw)
+    stitched = _windows.stitch(grid, plan)[:, 0, 0]
+    assert stitched.shape[-1] == plan.out_frames
+    assert torch.equal(stitched, torch.arange(plan.out_frames).float().expand(2, -1))
 
 
 @pytest.mark.parametrize("arch", list(FAMILIES))

@@ -37,8 +37,9 @@ def _reference_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
 @pytest.mark.parametrize("groups", [1, 4])
 def test_fold_matches_conv_then_reference_batch_norm(bias: bool, groups: int) -> None:
     torch.manual_seed(0)
-    seq = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=groups, bias=bias),
-                        nn.BatchNorm2d(8, eps=1e-3))
+    seq = nn.Sequential(
+        nn.Conv2d(8, 8, 3, padding=1, groups=groups, bias=bias), nn.BatchNorm2d(8, eps=1e-3)
+    )
     _alive_batch_norms(seq)
     seq.eval()
     x = torch.randn(2, 8, 9, 11)
@@ -90,14 +91,21 @@ def test_mn10_optimized_matches_eager_and_leaves_the_original_alone() -> None:
     assert (out - expected).abs().max() <= 1e-4
 
 
-def test_channels_last_option_gives_the_same_outputs() -> None:
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_memory_format_option_gives_the_same_outputs(channels_last: bool) -> None:
     torch.manual_seed(1)
     model = audiozoo.create("mn01.as", pretrained=False)
     _alive_batch_norms(model, seed=1)
     model.eval()
-    fast = optimize_for_inference(model, channels_last=True)
-    conv = next(m for m in fast.modules() if isinstance(m, nn.Conv2d) and m.weight.shape[1] > 1)
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    fast = audiozoo.optimize_for_inference(model, channels_last=channels_last)
+    for conv in (m for m in fast.modules() if isinstance(m, nn.Conv2d)):
+        _, c, h, w = conv.weight.shape
+        nhwc = (h * w * c, 1, w * c, c)  # written out: is_contiguous() can't tell for c == 1
+        assert (conv.weight.stride() == nhwc) == channels_last
+    with torch.no_grad():
+        spec = fast.frontend(0.1 * torch.randn(2, 16000))
+        stem_out = fast.backbone.features[0](spec)
+    assert (stem_out.stride()[1] == 1) == channels_last  # NHWC activations from the first conv
     x = 0.1 * torch.randn(2, 16000)
     with torch.no_grad():
         assert (fast(x) - model(x)).abs().max() <= 1e-4

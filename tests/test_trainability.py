@@ -24,6 +24,16 @@ STEPS = 25
 EXTRA = {"passt": {"s_patchout_t": 0, "s_patchout_f": 0}}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one thread is faster than several, and much faster when other
+    processes compete for the cores (idle OpenMP threads spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("family", FAMILIES)

@@ -107,6 +107,7 @@ def test_mobilenet_numbers_match_the_model(zoo, name):
         model.pretrained_cfg.frontend["hop_length"] / 32000 * 32
     )
     assert row.measured.embed_dim == model.backbone.num_features
+    assert row.measured.window is None  # MobileNets take any length at once
     line = zoo.render_row(row)
     assert f"| {zoo.fmt_count(expected_params)} |" in line
     assert "32 kHz" in line and "MIT" in line
@@ -134,8 +135,10 @@ def test_ast_numbers_match_the_closed_form(zoo):
     assert row.measured.sample_rate == 16000
     assert row.measured.frame_hop == pytest.approx(0.1)
     assert row.measured.embed_dim == d
+    assert row.measured.window == pytest.approx(128 * 160 / 16000)  # one input: 128 frames
     line = zoo.render_row(row)
     assert (
-        f"| {zoo.fmt_count(params)} | {zoo.fmt_count(macs)} | 16 kHz | 100 ms | 768 | 35 |" in line
+        f"| {zoo.fmt_count(params)} | {zoo.fmt_count(macs)} per 1.28 s window | 16 kHz | 100 ms "
+        "| 768 | 35 |" in line
     )
     assert "Speech Commands V2 accuracy" in line and "BSD-3-Clause" in line

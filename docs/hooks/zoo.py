@@ -52,6 +52,7 @@ class Measured:
     sample_rate: int
     frame_hop: float  # seconds
     embed_dim: int
+    window: float | None = None  # seconds, when the model takes less than SECONDS at once
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,15 @@ def measure(name: str) -> Measured:
     """Build ``name`` with random weights and measure it."""
     torch.manual_seed(0)
     model = audiozoo.create(name, pretrained=False)
+    max_frames = model.backbone.max_frames
+    window = None
+    if (
+        max_frames is not None
+        and max_frames * model.frontend.hop_length < SECONDS * model.sample_rate
+    ):
+        window = max_frames * model.frontend.hop_length / model.sample_rate
     return Measured(
+        window=window,
         params=count_parameters(model),
         macs=count_macs(model, seconds=SECONDS),
         sample_rate=model.sample_rate,
@@ -163,7 +172,7 @@ def render_row(row: ZooRow) -> str:
     cells = [
         f"`{row.name}`",
         fmt_count(m.params),
-        fmt_count(m.macs),
+        fmt_count(m.macs) + (f" per {m.window:g} s window" if m.window else ""),
         f"{m.sample_rate / 1000:g} kHz",
         f"{m.frame_hop * 1000:g} ms",
         str(m.embed_dim),
@@ -193,16 +202,23 @@ HEADER = (
 def render_page(rows: list[ZooRow]) -> str:
     """The Markdown of ``zoo.md``: an introduction, then one table per model family."""
     parts = [
+        "---",
+        "hide: [toc]",  # the table needs the width
+        "---",
+        "",
         "# Model zoo",
         "",
         f"Every pretrained weight audiozoo knows ({len(rows)} tags), generated from the registry "
         f"when this site was built (audiozoo {audiozoo.__version__}, torch "
         f"{torch.__version__.split('+')[0]}).",
         "",
-        "- **params** and **MACs / 10 s** are measured on the built model (frontend, backbone "
-        "and the checkpoint's own head) with `pretrained=False`; MACs are multiply-accumulates "
-        f"of one forward pass over {SECONDS} s of audio at the model's sample rate, counted "
-        "with `torch.utils.flop_counter` (convolutions, matrix products, attention).",
+        "- **params** and **MACs / 10 s** are measured on the built model (backbone and the "
+        "checkpoint's own head; frontends have no parameters) with `pretrained=False`. MACs "
+        f"are the multiply-accumulates of one forward pass over {SECONDS} s of audio, counted "
+        "with `torch.utils.flop_counter` (convolutions, matrix products, attention); like the "
+        "upstream papers, they leave out the frontend and element-wise operations. A model "
+        "with a shorter fixed input shows the MACs of one window (`model(wave)` runs longer "
+        "audio as overlapping windows).",
         "- **frame hop** is `model.frame_hop`: the time between output frames of frame heads "
         "and `model.embed(x, frames=True)`. **embedding** is `model.num_features`.",
         "- **upstream metric** is the result the authors report for these weights; audiozoo "
@@ -213,10 +229,12 @@ def render_page(rows: list[ZooRow]) -> str:
         "`audiozoo.list_models(pretrained=True)` or `audiozoo list`.",
         "",
     ]
-    families: dict[str, list[ZooRow]] = {}
+    families: dict[str, list[ZooRow]] = {family: [] for family in FAMILIES.values()}
     for row in rows:
         families.setdefault(row.family, []).append(row)
     for family, members in families.items():
+        if not members:
+            continue
         parts += [f"## {family}", "", HEADER, *map(render_row, members), ""]
     return "\n".join(parts)
 

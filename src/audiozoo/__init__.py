@@ -35,6 +35,7 @@ from .converters.base import Converter, Rule, register_converter
 from .frontends.base import Frontend, register_frontend
 from .heads.base import Head, register_head
 from .model import AudioModel
+from .optimize import optimize_for_inference
 from .pretrained import PretrainedCfg
 
 
@@ -61,6 +62,7 @@ __all__ = [
     "list_frontends",
     "list_heads",
     "list_models",
+    "optimize_for_inference",
     "register_backbone",
     "register_converter",
     "register_frontend",

@@ -9,6 +9,10 @@ base learning rate and every earlier stage another factor of ``layer_decay``::
                                                                  layer_decay=0.75,
                                                                  weight_decay=1e-2))
 
+Short training runs from scratch (and EfficientAT's BatchNorm momentum of 0.01) leave the
+BatchNorm running statistics far behind the weights; :func:`recalibrate_batchnorm` recomputes
+them from a few training batches before evaluation.
+
 To freeze the first N stages instead (no gradients, BatchNorm statistics kept), build the model
 with ``audiozoo.create(..., freeze=N)`` or call ``model.freeze(N)``; :func:`param_groups` skips
 frozen parameters.
@@ -16,12 +20,13 @@ frozen parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
-__all__ = ["DEFAULT_NO_DECAY", "param_groups", "stage_lr_scales"]
+__all__ = ["DEFAULT_NO_DECAY", "param_groups", "recalibrate_batchnorm", "stage_lr_scales"]
 
 # Parameter-name substrings that never get weight decay (besides every 0-/1-d parameter, i.e.
 # biases and normalisation weights): the transformers' positional embeddings and summary tokens.
@@ -116,3 +121,52 @@ def param_groups(
             }
         )
     return groups
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, batches: Iterable[Any], *, max_batches: int | None = None
+) -> int:
+    """Recompute the running statistics of the trainable BatchNorm layers ("precise BN").
+
+    The statistics become the plain average over ``batches`` of the per-batch mean and variance
+    for the current weights, instead of an exponential average over past weights. BatchNorm
+    layers that stay in eval mode under ``model.train()`` (frozen stages of an
+    :class:`~audiozoo.AudioModel`) keep theirs. The model's mode and the layers' momentum are
+    restored afterwards.
+
+    Args:
+        model: the model; called as ``model(inputs)``.
+        batches: inputs, or ``(inputs, ...)`` tuples/lists whose first element is the input
+            (a training DataLoader), on the model's device.
+        max_batches: use at most this many batches.
+
+    Returns:
+        The number of batches used (0 leaves the statistics unchanged).
+    """
+    was_training = model.training
+    model.train()
+    layers = [m for m in model.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+              and m.track_running_stats]
+    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(),
+              m.num_batches_tracked.clone()) for m in layers]  # type: ignore[union-attr]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    used = 0
+    try:
+        for batch in batches:
+            if max_batches is not None and used >= max_batches:
+                break
+            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            used += 1
+    finally:
+        for m, (momentum, mean, var, count) in zip(layers, saved, strict=True):
+            m.momentum = momentum
+            if used == 0:
+                m.running_mean.copy_(mean)  # type: ignore[union-attr]
+                m.running_var.copy_(var)  # type: ignore[union-attr]
+                m.num_batches_tracked.copy_(count)  # type: ignore[union-attr]
+        model.train(was_training)
+    return used
