@@ -68,8 +68,10 @@ def build_parser(description: str | None = __doc__) -> argparse.ArgumentParser:
     p.add_argument("--precise-bn", type=int, default=10,
                    help="training batches to recompute BatchNorm statistics from before each "
                         "evaluation (0: off)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: as fast for these small models on a "
+                        "few cores, and no slowdown when other processes share them; 0: "
+                        "torch's choice)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
     p.add_argument("--gain-db", type=float, default=0.0, help="random gain range +-dB (0: off)")
     p.add_argument("--freqm", type=int, default=0, help="frontend frequency mask width (0: off)")

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers in finetune.py
 
-import lightning as L  # noqa: E402
-from finetune import (  # noqa: E402
+import lightning as L
+from finetune import (
     augment_batch,
     build,
     build_parser,
@@ -38,10 +38,10 @@ from finetune import (  # noqa: E402
     metrics,
     run_record,
 )
-from lightning.pytorch.loggers import CSVLogger, Logger  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger, Logger
 
-import audiozoo  # noqa: E402
-from audiozoo.finetune import param_groups  # noqa: E402
+import audiozoo
+from audiozoo.finetune import param_groups, recalibrate_batchnorm
 
 
 class AudioClassifier(L.LightningModule):
@@ -66,6 +66,13 @@ class AudioClassifier(L.LightningModule):
         loss = clip_loss(self.model(wave), target, self.multi_label)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
         return loss
+
+    def on_validation_model_eval(self) -> None:
+        if self.args.precise_bn and not self.trainer.sanity_checking:
+            # Recompute BatchNorm statistics for the current weights (see finetune.py).
+            batches = ((wave.to(self.device),) for wave, _ in self.trainer.train_dataloader)
+            recalibrate_batchnorm(self.model, batches, max_batches=self.args.precise_bn)
+        super().on_validation_model_eval()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         wave, target = batch
@@ -115,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--wandb-project", default="audiozoo-finetune")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     L.seed_everything(args.seed, workers=True)
 
     model, train_set, test_set, classes, multi_label, layer_decay = build(args)

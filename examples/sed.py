@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import audiozoo
 from audiozoo.data import SyntheticEvents
-from audiozoo.finetune import param_groups
+from audiozoo.finetune import param_groups, recalibrate_batchnorm
 
 Event = tuple[float, float, int]  # (onset_s, offset_s, class_index)
 
@@ -129,11 +129,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("runs/sed"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (see finetune.py; 0: torch's choice)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             losses.append(loss.item())
         print(f"epoch {epoch}: train loss {np.mean(losses):.4f}, {time.time() - started:.0f} s")
 
+    # BatchNorm statistics for the final weights (EfficientAT's momentum 0.01 lags in short runs).
+    recalibrate_batchnorm(model, ((w.to(args.device),) for w, _ in loader), max_batches=10)
     model.eval()
     with torch.inference_mode():
         probs = torch.cat([torch.sigmoid(model(w.to(args.device))).cpu()

@@ -76,9 +76,9 @@ class HubServer:
 
     def _lookup(self, path: str) -> bytes | None:
         if path.startswith("/gh/"):
-            return self.files.get(path[len("/gh/"):])
+            return self.files.get(path[len("/gh/") :])
         if path.startswith("/hf/"):
-            parts = path[len("/hf/"):].split("/")
+            parts = path[len("/hf/") :].split("/")
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self.hub.get((f"{parts[0]}/{parts[1]}", "/".join(parts[4:])))
         return None

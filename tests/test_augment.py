@@ -174,8 +174,9 @@ def test_mask_width_distribution_and_several_masks() -> None:
     # floor(U * 10) is uniform on {0, ..., 9}
     assert abs(widths.mean().item() - 4.5) < 0.15
     assert widths.max().item() == 9
-    two = augment.time_mask(_spec(b=500, t=100), 10, num_masks=2,
-                            generator=torch.Generator().manual_seed(0))
+    two = augment.time_mask(
+        _spec(b=500, t=100), 10, num_masks=2, generator=torch.Generator().manual_seed(0)
+    )
     counts = (two[:, 0, 0, :] == 0).sum(1)
     assert counts.max().item() > 9  # two bands can cover more than one band's maximum
 
@@ -212,8 +213,9 @@ def test_random_gain_range_and_partial_probability() -> None:
 
 def test_frontend_augmentation_from_create() -> None:
     plain = audiozoo.create("mn01", pretrained=False)
-    aug = audiozoo.create("mn01", pretrained=False,
-                          frontend={"augment": True, "freqm": 48, "timem": 20})
+    aug = audiozoo.create(
+        "mn01", pretrained=False, frontend={"augment": True, "freqm": 48, "timem": 20}
+    )
     assert aug.frontend.config()["augment"] is True
     assert aug.frontend.config()["freqm"] == 48
     assert aug.frontend.config()["timem"] == 20

@@ -35,8 +35,13 @@ def test_list(capsys):
 
 
 def test_python_dash_m_audiozoo_list():
-    proc = subprocess.run([sys.executable, "-m", "audiozoo", "list"], capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audiozoo", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "mn10" in proc.stdout.split()
 
@@ -44,8 +49,10 @@ def test_python_dash_m_audiozoo_list():
 def test_info_mn10(capsys):
     status, out, _ = run(capsys, "info", "mn10")
     assert status == 0
-    rows = dict(line.split(None, 1) if "  " not in line else
-                [part.strip() for part in line.split("  ", 1)] for line in out.splitlines())
+    rows = dict(
+        line.split(None, 1) if "  " not in line else [part.strip() for part in line.split("  ", 1)]
+        for line in out.splitlines()
+    )
     model = audiozoo.create("mn10", pretrained=False)
     assert rows["parameters"] == f"{sum(p.numel() for p in model.parameters()):,}"
     assert rows["architecture"] == "mn10" and rows["tag"] == "as"
@@ -71,7 +78,8 @@ def test_info_of_a_transformer_has_no_local_receptive_field(capsys):
 
 def test_receptive_field_matches_gradient_support():
     backbone = nn.Sequential(
-        nn.Conv2d(1, 2, kernel_size=(3, 5), padding=(1, 2)), nn.ReLU(),
+        nn.Conv2d(1, 2, kernel_size=(3, 5), padding=(1, 2)),
+        nn.ReLU(),
         nn.AvgPool2d((2, 3)),  # max pooling has the same field, but a gradient at one input
         nn.Conv2d(2, 2, kernel_size=3, stride=(1, 2), dilation=(1, 2), padding=2),
         nn.AvgPool2d(2),
@@ -119,16 +127,18 @@ def clips(tmp_path):
 @pytest.mark.slow
 def test_tag_prints_labels_and_json(capsys, clips):
     ckpt = str(require_fixtures("efficientat", "mn01_as.pt"))
-    status, out, err = run(capsys, "tag", *clips, "--model", "mn01.as", "--pretrained", ckpt,
-                           "--top", "3")
+    status, out, err = run(
+        capsys, "tag", *clips, "--model", "mn01.as", "--pretrained", ckpt, "--top", "3"
+    )
     assert status == 0, err
     lines = out.splitlines()
     assert lines[0] == clips[0] and lines[4] == clips[1]
     for line in lines[1:4] + lines[5:8]:
         prob, label = line.split(None, 1)
         assert 0.0 <= float(prob) <= 1.0 and label.startswith("class_")  # offline: no names
-    status, out, _ = run(capsys, "tag", *clips, "--model", "mn01.as", "--pretrained", ckpt,
-                         "--json")
+    status, out, _ = run(
+        capsys, "tag", *clips, "--model", "mn01.as", "--pretrained", ckpt, "--json"
+    )
     result = json.loads(out)
     assert list(result) == clips
     for rows in result.values():
@@ -155,8 +165,9 @@ def test_tag_unreadable_file_is_one_error(capsys, tmp_path):
 
 def test_convert_writes_the_audiozoo_format(capsys, tmp_path):
     ckpt = require_fixtures("efficientat", "mn01_as.pt")
-    status, out, _ = run(capsys, "convert", str(ckpt), "--name", "mn01.as", "--out",
-                         str(tmp_path / "mn01"))
+    status, out, _ = run(
+        capsys, "convert", str(ckpt), "--name", "mn01.as", "--out", str(tmp_path / "mn01")
+    )
     assert status == 0 and "local-dir:" in out
     loaded = audiozoo.create(f"local-dir:{tmp_path / 'mn01'}")
     direct = audiozoo.create("mn01.as", pretrained=ckpt)
@@ -173,7 +184,8 @@ def test_download_then_offline_create(capsys, monkeypatch, tmp_path):
     cfg = audiozoo.create("mn01.as", pretrained=False).pretrained_cfg
     with HubServer() as server:
         server.files[cfg.url.removeprefix("https://github.com/")] = require_fixtures(
-            "efficientat", "mn01_as.pt").read_bytes()
+            "efficientat", "mn01_as.pt"
+        ).read_bytes()
         monkeypatch.delenv("HF_HUB_OFFLINE")
         monkeypatch.setenv("AUDIOZOO_URL_REWRITE", f"https://github.com/={server.url}/gh/")
         monkeypatch.setenv("HF_ENDPOINT", f"{server.url}/hf")  # no label config: labels None

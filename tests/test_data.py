@@ -56,8 +56,9 @@ def test_synthetic_sounds_have_their_acoustic_signature() -> None:
     n = 6
 
     def clips(name: str) -> list[np.ndarray]:
-        ds = SyntheticAudio(n, sample_rate=SR, duration=1.0, seed=0, classes=[name],
-                            snr_db=(40.0, 40.0))
+        ds = SyntheticAudio(
+            n, sample_rate=SR, duration=1.0, seed=0, classes=[name], snr_db=(40.0, 40.0)
+        )
         return [ds[i][0].numpy().astype(np.float64) for i in range(n)]
 
     for x in clips("chirp_up"):
@@ -160,8 +161,14 @@ def test_folder_dataset_multi_label_split_and_errors(tmp_path: Path) -> None:
     assert ds[0][1].tolist() == [0.0, 1.0, 1.0]
     assert ds.target(1).tolist() == [1.0, 0.0, 0.0]
     train = FolderDataset(tmp_path, "meta.csv", sample_rate=8000, split="train")
-    test = FolderDataset(tmp_path, "meta.csv", sample_rate=8000, split="test",
-                         classes=train.classes, multi_label=True)
+    test = FolderDataset(
+        tmp_path,
+        "meta.csv",
+        sample_rate=8000,
+        split="test",
+        classes=train.classes,
+        multi_label=True,
+    )
     assert len(train) == 2 and len(test) == 1 and test[0][1].tolist() == [0.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="not in classes"):
         FolderDataset(tmp_path, "meta.csv", sample_rate=8000, classes=["cat"])

@@ -212,15 +212,8 @@ def test_onnx_spectrogram_input(arch: str, tmp_path: Path) -> None:
         )
 
 
-_MEL_ONNX = pytest.mark.xfail(
-    reason="the 'mel' frontend slices the complex STFT before abs(); the ONNX exporter cannot "
-    "translate that alias (aten.alias on a complex tensor). Export backbone + head instead.",
-    strict=False,
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["mn01", "passt_s", "ast", pytest.param("cnn", marks=_MEL_ONNX)])
+@pytest.mark.parametrize("arch", ["mn01", "passt_s", "ast", "cnn"])
 def test_onnx_waveform_input(arch: str, tmp_path: Path) -> None:
     """stft_mel (torch.stft) and kaldi_fbank (rfft) frontends export with the model."""
     model = _model(arch)

@@ -120,7 +120,7 @@ def test_replaced_head_requires_exactly_the_old_head_keys(tmp_path):
     del sd["classifier.5.bias"]  # the old head is incomplete: not the checkpoint we think
     bad = tmp_path / "bad.pt"
     torch.save(sd, bad)
-    with pytest.raises(CheckpointError, match="classifier|head"):
+    with pytest.raises(CheckpointError, match=r"classifier|head"):
         audiozoo.create("mn01.as", pretrained=str(bad), head="linear", num_classes=3)
 
 

@@ -37,7 +37,9 @@ def assert_same_model(a: audiozoo.AudioModel, b: audiozoo.AudioModel, seconds: f
     assert a.state_dict().keys() == b.state_dict().keys()
     for key, value in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[key], value, rtol=0, atol=0)
-    wave = torch.randn(2, round(seconds * a.sample_rate), generator=torch.Generator().manual_seed(1))
+    wave = torch.randn(
+        2, round(seconds * a.sample_rate), generator=torch.Generator().manual_seed(1)
+    )
     with torch.no_grad():
         torch.testing.assert_close(b(wave), a(wave), rtol=0, atol=0)
 
@@ -59,7 +61,9 @@ def test_local_dir_round_trip_per_family(tmp_path, name, kwargs, seconds):
     model.labels = [f"class {i}" for i in range(model.pretrained_cfg.num_classes)]
     model.save_pretrained(tmp_path / "saved")
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [
-        "config.json", "model.safetensors"]
+        "config.json",
+        "model.safetensors",
+    ]
     loaded = audiozoo.create(f"local-dir:{tmp_path / 'saved'}")
     assert_same_model(model, loaded, seconds)
     assert loaded.labels == model.labels
@@ -93,8 +97,9 @@ def test_loading_options(tmp_path):
     # weights from another file
     other = build("mn01", head="linear", num_classes=3)
     other.save_pretrained(tmp_path / "other")
-    mixed = audiozoo.create(f"local-dir:{tmp_path}",
-                            pretrained=tmp_path / "other" / "model.safetensors")
+    mixed = audiozoo.create(
+        f"local-dir:{tmp_path}", pretrained=tmp_path / "other" / "model.safetensors"
+    )
     torch.testing.assert_close(mixed.state_dict(), other.state_dict(), rtol=0, atol=0)
 
 
@@ -114,7 +119,10 @@ def _edit(folder: Path, change) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c.update(architecture="os.system"), "architecture 'os.system' is not registered"),
+        (
+            lambda c: c.update(architecture="os.system"),
+            "architecture 'os.system' is not registered",
+        ),
         (lambda c: c["head"].update(name="__import__"), "head '__import__' is not registered"),
         (lambda c: c["frontend"].update(name="nope"), "frontend 'nope' is not registered"),
         (lambda c: c.update(extra_code="print(1)"), r"unknown fields \['extra_code'\]"),

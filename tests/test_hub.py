@@ -48,14 +48,17 @@ def release_path(name: str) -> str:
     """The path of a tag's GitHub release URL, as served under /gh/."""
     url = backbones.get(name.split(".")[0]).cfg(name.split(".")[1]).url
     assert url.startswith(GITHUB)
-    return url[len(GITHUB):]
+    return url[len(GITHUB) :]
 
 
 def cache_files() -> list[str]:
     """Every file in the cache except lock files."""
     root = cache_root()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and not p.name.endswith(".lock"))
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.endswith(".lock")
+    )
 
 
 def assert_no_partial_files() -> None:
@@ -101,8 +104,13 @@ def _tiny_ast_cfg(monkeypatch: pytest.MonkeyPatch, **changes):
     arch = backbones.get("ast")
     cfg = arch.weights["as"]
     small = cfg.replace(
-        backbone_kwargs={**cfg.backbone_kwargs, "embed_dim": 32, "depth": 2, "num_heads": 2,
-                         "input_tdim": 64},
+        backbone_kwargs={
+            **cfg.backbone_kwargs,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "input_tdim": 64,
+        },
         frontend={**cfg.frontend, "target_frames": 64},
         **changes,
     )
@@ -127,7 +135,8 @@ def hf_ast_state_dict(native: dict[str, torch.Tensor], depth: int) -> dict[str, 
     }
     for s in ("weight", "bias"):
         out[f"{p}embeddings.patch_embeddings.projection.{s}"] = native[
-            f"backbone.patch_embed.proj.{s}"]
+            f"backbone.patch_embed.proj.{s}"
+        ]
     for i in range(depth):
         b, layer = f"backbone.blocks.{i}.", f"{p}encoder.layer.{i}."
         for s in ("weight", "bias"):
@@ -171,7 +180,8 @@ def test_audiozoo_hub_repo_wins_over_upstream_url(server, monkeypatch, tmp_path)
     reference = audiozoo.create("mn01.as", pretrained=False)
     reference.save_pretrained(tmp_path)
     server.hub[("audiozoo/mn01-as", "model.safetensors")] = (
-        tmp_path / "model.safetensors").read_bytes()
+        tmp_path / "model.safetensors"
+    ).read_bytes()
     model = audiozoo.create("mn01.as")
     assert not [p for _, p in server.requests if p.startswith("/gh/")]
     for key, value in reference.state_dict().items():
@@ -308,8 +318,9 @@ def test_two_processes_create_the_same_model_at_once(server):
 
 # ------------------------------------------------------------------------------ settings, labels
 def test_url_rewrite_rules(monkeypatch):
-    monkeypatch.setenv("AUDIOZOO_URL_REWRITE",
-                       "https://a.org/=http://127.0.0.1:1/x/; https://b.org/=http://m/")
+    monkeypatch.setenv(
+        "AUDIOZOO_URL_REWRITE", "https://a.org/=http://127.0.0.1:1/x/; https://b.org/=http://m/"
+    )
     assert rewrite_url("https://a.org/f.pt") == "http://127.0.0.1:1/x/f.pt"
     assert rewrite_url("https://b.org/r/f.pt") == "http://m/r/f.pt"
     assert rewrite_url("https://c.org/f.pt") == "https://c.org/f.pt"
@@ -326,9 +337,12 @@ def test_cache_dir_argument_wins_over_environment(server, tmp_path):
 
 
 def test_labels_from_a_url_name_to_index_map(server, monkeypatch):
-    monkeypatch.setenv("AUDIOZOO_URL_REWRITE", f"https://raw.githubusercontent.com/={server.url}/gh/")
+    monkeypatch.setenv(
+        "AUDIOZOO_URL_REWRITE", f"https://raw.githubusercontent.com/={server.url}/gh/"
+    )
     server.files["cosmir/openmic-2018/master/class-map.json"] = json.dumps(
-        {"b-instrument": 1, "a-instrument": 0, "c-instrument": 2}).encode()
+        {"b-instrument": 1, "a-instrument": 0, "c-instrument": 2}
+    ).encode()
     assert load_labels("openmic") == ["a-instrument", "b-instrument", "c-instrument"]
     assert load_labels("openmic", num_classes=20) is None  # a count mismatch is not trusted
     server.files.clear()

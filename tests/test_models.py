@@ -28,16 +28,28 @@ HEADS = audiozoo.list_heads()
 def _build(arch: str, head: str) -> audiozoo.AudioModel:
     torch.manual_seed(0)
     num_classes = 3 if audiozoo._registry.heads.get(head).needs_num_classes else None
-    return audiozoo.create(arch, pretrained=False, head=head, num_classes=num_classes,
-                           **_small(arch))
+    return audiozoo.create(
+        arch, pretrained=False, head=head, num_classes=num_classes, **_small(arch)
+    )
 
 
 def test_every_family_is_registered():
     assert "cnn" in ARCHS
-    assert {f"mn{w}" for w in ("01", "02", "04", "05", "06", "08", "10", "12", "14", "16",
-                               "20", "30", "40")} <= set(ARCHS)
-    assert {"passt_s", "passt_s_s12", "passt_s_s14", "passt_s_s16", "passt_s_hop100",
-            "passt_s_hop160", "passt_s_20s", "passt_s_30s", "passt_l"} <= set(ARCHS)
+    assert {
+        f"mn{w}"
+        for w in ("01", "02", "04", "05", "06", "08", "10", "12", "14", "16", "20", "30", "40")
+    } <= set(ARCHS)
+    assert {
+        "passt_s",
+        "passt_s_s12",
+        "passt_s_s14",
+        "passt_s_s16",
+        "passt_s_hop100",
+        "passt_s_hop160",
+        "passt_s_20s",
+        "passt_s_30s",
+        "passt_l",
+    } <= set(ARCHS)
     assert {"ast", "ast_s12", "ast_s14", "ast_s16"} <= set(ARCHS)
 
 

@@ -91,8 +91,12 @@ def _make_distribution(root, dist: str, entry_points: str, module: str | None = 
 
 def test_entry_point_plugins_load_lazily_and_broken_ones_warn(tmp_path):
     _make_distribution(tmp_path, "azplugin", "[audiozoo.plugins]\ncnnplugin = azplugin\n", PLUGIN)
-    _make_distribution(tmp_path, "azbroken", "[audiozoo.plugins]\nbroken = azbroken\n",
-                       "raise ImportError('this plugin is broken on purpose')\n")
+    _make_distribution(
+        tmp_path,
+        "azbroken",
+        "[audiozoo.plugins]\nbroken = azbroken\n",
+        "raise ImportError('this plugin is broken on purpose')\n",
+    )
     script = textwrap.dedent(
         """
         import sys, warnings
@@ -112,7 +116,8 @@ def test_entry_point_plugins_load_lazily_and_broken_ones_warn(tmp_path):
         """
     )
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")

@@ -163,7 +163,7 @@ def _source_text(url: str) -> str:
     if url.startswith("https://huggingface.co/"):
         return "HF Hub"
     if "github.com/" in url:
-        return "GitHub release"
+        return "GitHub"
     return "download"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
-from . import backbones, converters, frontends, heads  # registers the built-in parts
+from . import backbones, converters, frontends, heads  # noqa: F401  (registers the built-in parts)
 from ._errors import (
     AudioTypeError,
     AudiozooError,
@@ -37,7 +37,6 @@ from .heads.base import Head, register_head
 from .model import AudioModel
 from .optimize import optimize_for_inference
 from .pretrained import PretrainedCfg
-
 
 __all__ = [
     "Architecture",

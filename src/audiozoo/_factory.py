@@ -109,8 +109,13 @@ def create(
         from ._hub import load_audiozoo_model
 
         model = load_audiozoo_model(
-            name, pretrained=pretrained, head=head, num_classes=num_classes, cache_dir=cache_dir,
-            frontend=frontend, **backbone_kwargs,
+            name,
+            pretrained=pretrained,
+            head=head,
+            num_classes=num_classes,
+            cache_dir=cache_dir,
+            frontend=frontend,
+            **backbone_kwargs,
         )
         return _finish(model, freeze)
 
@@ -125,7 +130,11 @@ def create(
     backbone = arch.builder(**kwargs)
     head_module, head_replaced = build_head(cfg, head, num_classes, backbone.num_features)
     model = AudioModel(
-        fe, backbone, head_module, pretrained_cfg=cfg, backbone_kwargs=kwargs,
+        fe,
+        backbone,
+        head_module,
+        pretrained_cfg=cfg,
+        backbone_kwargs=kwargs,
     )
 
     if pretrained is not False:
@@ -133,8 +142,10 @@ def create(
 
         if pretrained is True:
             if not cfg.has_weights:
-                what = f"{cfg.name!r} has no released weights" if cfg.tag else (
-                    f"architecture {arch_name!r} has no released weights"
+                what = (
+                    f"{cfg.name!r} has no released weights"
+                    if cfg.tag
+                    else (f"architecture {arch_name!r} has no released weights")
                 )
                 raise PretrainedUnavailableError(
                     f"{what}; pass pretrained=False for a random init, or pretrained=PATH "
@@ -229,8 +240,11 @@ def load_weights(
     if head_replaced:
         ckpt_head = {k for k in state_dict if k.startswith("head.")}
         with torch.device("meta"):
-            own_head = {f"head.{k}" for k in head_from_config(cfg.head, model.num_features)
-                        .state_dict()} if cfg.head else set()
+            own_head = (
+                {f"head.{k}" for k in head_from_config(cfg.head, model.num_features).state_dict()}
+                if cfg.head
+                else set()
+            )
         if ckpt_head != own_head:
             raise CheckpointError(
                 f"the checkpoint's head does not match {cfg.name!r}'s head: unexpected "
@@ -247,11 +261,15 @@ def load_weights(
     )
     if missing or unexpected or wrong_shape:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected),
-                            ("wrong shape", wrong_shape)):
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong_shape),
+        ):
             if keys:
-                parts.append(f"{label} ({len(keys)}): {', '.join(keys[:8])}"
-                             f"{' ...' if len(keys) > 8 else ''}")
+                parts.append(
+                    f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+                )
         raise CheckpointError(
             f"checkpoint does not fit {cfg.name!r} (is it a checkpoint of another architecture "
             f"or tag?); " + "; ".join(parts)

@@ -105,7 +105,7 @@ def rewrite_url(url: str) -> str:
                 f"{URL_REWRITE_ENV} rule {rule!r} is not of the form PREFIX=REPLACEMENT"
             )
         if url.startswith(prefix):
-            return replacement + url[len(prefix):]
+            return replacement + url[len(prefix) :]
     return url
 
 
@@ -142,16 +142,17 @@ def read_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def convert(checkpoint: dict[str, Any], converter: str) -> StateDict:
     """Upstream checkpoint → native keys; checkpoints already in native keys pass through."""
-    if checkpoint and all(
-        isinstance(k, str) and k.startswith(NATIVE_PREFIXES) for k in checkpoint
-    ):
+    if checkpoint and all(isinstance(k, str) and k.startswith(NATIVE_PREFIXES) for k in checkpoint):
         return dict(checkpoint)
     result: StateDict = converters.get(converter)(checkpoint)
     return result
 
 
 def read_checkpoint(
-    source: str | os.PathLike[str], *, converter: str, cache_dir: str | os.PathLike[str] | None = None
+    source: str | os.PathLike[str],
+    *,
+    converter: str,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> StateDict:
     """A local file or a URL (downloaded into the cache) → native-key state dict.
 
@@ -212,8 +213,15 @@ def _progress(total: int | None, desc: str) -> Any:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                file=sys.stderr, leave=False)
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        file=sys.stderr,
+        leave=False,
+    )
 
 
 class _TransientError(Exception):
@@ -252,8 +260,9 @@ def _fetch_once(url: str, out_path: Path, timeout: float, desc: str) -> None:
         raise _TransientError(f"the connection closed after {done} of {expected} bytes")
 
 
-def download_url(url: str, *, cache_dir: str | os.PathLike[str] | None = None,
-                 force: bool = False) -> Path:
+def download_url(
+    url: str, *, cache_dir: str | os.PathLike[str] | None = None, force: bool = False
+) -> Path:
     """Download ``url`` into the cache (once) and return the local path.
 
     The URL is first rewritten by ``AUDIOZOO_URL_REWRITE``; the cache key is the original URL,
@@ -291,8 +300,12 @@ def download_url(url: str, *, cache_dir: str | os.PathLike[str] | None = None,
             except _TransientError as exc:
                 errors.append(str(exc))
                 if attempt < retries:
-                    logger.warning("download of %s failed (%s); retrying in %.3g s",
-                                   source, exc, wait * 2**attempt)
+                    logger.warning(
+                        "download of %s failed (%s); retrying in %.3g s",
+                        source,
+                        exc,
+                        wait * 2**attempt,
+                    )
                     time.sleep(wait * 2**attempt)
     raise PretrainedUnavailableError(
         f"could not download {source} after {retries + 1} attempt(s): {errors[-1]}. "
@@ -300,8 +313,14 @@ def download_url(url: str, *, cache_dir: str | os.PathLike[str] | None = None,
     )
 
 
-def hub_download(repo_id: str, filename: str, *, revision: str | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+def hub_download(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> Path:
     """One file of a Hugging Face Hub repository, through ``huggingface_hub.hf_hub_download``.
 
     Files live under ``<cache>/hub``. ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are read now and
@@ -318,10 +337,17 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None = None,
     constants.HF_HUB_OFFLINE = is_offline  # keep huggingface_hub in step with the environment
     endpoint = os.environ.get("HF_ENDPOINT") or None
     try:
-        return Path(huggingface_hub.hf_hub_download(
-            repo_id, filename, revision=revision, cache_dir=str(cache_root(cache_dir) / "hub"),
-            endpoint=endpoint, local_files_only=is_offline, force_download=force,
-        ))
+        return Path(
+            huggingface_hub.hf_hub_download(
+                repo_id,
+                filename,
+                revision=revision,
+                cache_dir=str(cache_root(cache_dir) / "hub"),
+                endpoint=endpoint,
+                local_files_only=is_offline,
+                force_download=force,
+            )
+        )
     except Exception as exc:  # huggingface_hub raises many types (offline, 404, network)
         what = f"{filename} of the Hub repository {repo_id}" + (f"@{revision}" if revision else "")
         if is_offline:
@@ -342,17 +368,20 @@ def _weights_source(cfg: PretrainedCfg) -> str:
     raise PretrainedUnavailableError(f"{cfg.name!r} has no weights source")
 
 
-def fetch_upstream_file(cfg: PretrainedCfg, cache_dir: str | os.PathLike[str] | None,
-                        *, force: bool = False) -> tuple[Path, str]:
+def fetch_upstream_file(
+    cfg: PretrainedCfg, cache_dir: str | os.PathLike[str] | None, *, force: bool = False
+) -> tuple[Path, str]:
     """The checkpoint file of ``cfg`` and its converter: the audiozoo-format Hub repository
     when there is one (native keys), else the upstream Hub file or URL."""
     if cfg.audiozoo_hub_id:
-        path = hub_download(cfg.audiozoo_hub_id, "model.safetensors", cache_dir=cache_dir,
-                            force=force)
+        path = hub_download(
+            cfg.audiozoo_hub_id, "model.safetensors", cache_dir=cache_dir, force=force
+        )
         return path, "native"
     if cfg.hf_hub_id:
-        path = hub_download(cfg.hf_hub_id, cfg.hf_filename or "model.safetensors",
-                            cache_dir=cache_dir, force=force)
+        path = hub_download(
+            cfg.hf_hub_id, cfg.hf_filename or "model.safetensors", cache_dir=cache_dir, force=force
+        )
         return path, cfg.converter
     if cfg.url:
         return download_url(cfg.url, cache_dir=cache_dir, force=force), cfg.converter
@@ -376,13 +405,21 @@ def _check_fits(cfg: PretrainedCfg, state_dict: StateDict) -> None:
     expected.update({f"head.{k}": v.shape for k, v in head.state_dict().items()})
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
-                   for k in set(expected) & set(state_dict)
-                   if tuple(state_dict[k].shape) != tuple(expected[k]))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
+        for k in set(expected) & set(state_dict)
+        if tuple(state_dict[k].shape) != tuple(expected[k])
+    )
     if missing or unexpected or wrong:
-        parts = [f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                     ("wrong shape", wrong)) if keys]
+        parts = [
+            f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", wrong),
+            )
+            if keys
+        ]
         raise CheckpointError(
             f"the checkpoint at {_weights_source(cfg)} does not fit {cfg.name!r} (a checkpoint "
             f"of another architecture or tag?); " + "; ".join(parts)
@@ -445,8 +482,9 @@ def load_pretrained_state_dict(
         tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}
         _atomic_write(weights, lambda p: save_file(tensors, str(p)))
         meta = {"name": cfg.name, "source": _weights_source(cfg), "converter": cfg.converter}
-        _atomic_write(folder / "config.json",
-                      lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+        _atomic_write(
+            folder / "config.json", lambda p: p.write_text(json.dumps(meta, indent=2) + "\n")
+        )
     return read_state_dict_file(weights)
 
 
@@ -467,8 +505,9 @@ LABEL_SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _labels_from_source(kind: str, where: str, what: str,
-                        cache_dir: str | os.PathLike[str] | None) -> list[str]:
+def _labels_from_source(
+    kind: str, where: str, what: str, cache_dir: str | os.PathLike[str] | None
+) -> list[str]:
     if kind == "hub":
         config = json.loads(hub_download(where, what, cache_dir=cache_dir).read_text())
         id2label = {int(k): str(v) for k, v in config["id2label"].items()}
@@ -506,8 +545,12 @@ def load_labels(
         names = labels
         _atomic_write(target, lambda p: p.write_text(json.dumps(names)))
     if num_classes is not None and len(labels) != num_classes:
-        logger.warning("label source %r has %d names for %d classes; model.labels is None",
-                       source, len(labels), num_classes)
+        logger.warning(
+            "label source %r has %d names for %d classes; model.labels is None",
+            source,
+            len(labels),
+            num_classes,
+        )
         return None
     return list(labels)
 

@@ -72,7 +72,7 @@ class Registry(Generic[T]):
         """``@registry.decorator("name")`` registers the decorated class or function."""
 
         def wrap(obj: T) -> T:
-            self.register(name or getattr(obj, "__name__", ""), obj)
+            self.register(name if name else str(getattr(obj, "__name__", "")), obj)
             return obj
 
         return wrap

@@ -108,8 +108,10 @@ def mixup_weights(
     _check_p(p)
     if alpha <= 0:
         raise ValueError(f"mixup alpha must be > 0, got {alpha}")
-    out = torch.device(device) if device is not None else (
-        generator.device if generator is not None else torch.device("cpu")
+    out = (
+        torch.device(device)
+        if device is not None
+        else (generator.device if generator is not None else torch.device("cpu"))
     )
     draw = generator.device if generator is not None else out
     perm = torch.randperm(batch_size, generator=generator, device=draw).to(out)
@@ -242,7 +244,8 @@ def random_gain(
 
     Args:
         x: (B, ...) waveforms.
-        min_db, max_db: gain range in dB (amplitude factor ``10 ** (dB / 20)``).
+        min_db: lower end of the gain range in dB (amplitude factor ``10 ** (dB / 20)``).
+        max_db: upper end of the gain range in dB.
         p: probability that an example is scaled.
         generator: source of randomness.
 

@@ -86,14 +86,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("parameters", f"{info['parameters']:,}"),
         ("MACs (10 s)", f"{info['macs_10s']:,} ({info['macs_10s'] / 1e9:.3f} G)"),
         ("sample rate", f"{info['sample_rate']} Hz"),
-        ("frame hop", f"{info['hop_length']} samples "
-                      f"({1000 * info['hop_length'] / info['sample_rate']:g} ms)"),
+        (
+            "frame hop",
+            f"{info['hop_length']} samples "
+            f"({1000 * info['hop_length'] / info['sample_rate']:g} ms)",
+        ),
         ("output frame hop", f"{info['frame_hop_seconds']:g} s"),
         ("input frames (10 s)", f"{info['input_frames_10s']} x {info['n_mels']} mel bins"),
         ("embedding size", info["embedding_size"]),
         ("head", f"{info['head']} ({info['num_classes']} classes)"),
-        ("receptive field", f"{rf} frames ({info['receptive_field_seconds']:g} s)"
-                            if rf is not None else "whole input (attention)"),
+        (
+            "receptive field",
+            f"{rf} frames ({info['receptive_field_seconds']:g} s)"
+            if rf is not None
+            else "whole input (attention)",
+        ),
         ("source", info["source"] or "no released weights"),
         ("license", info["license"] or "-"),
         ("reported metric", ", ".join(f"{k} {v}" for k, v in info["metrics"].items()) or "-"),
@@ -163,8 +170,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         scores = _scores(model, _read_audio(path, model.sample_rate))
         top = scores.topk(min(args.top, scores.numel()))
         results[path] = [
-            {"index": int(i), "label": labels[int(i)] if labels else f"class_{int(i)}",
-             "probability": round(float(p), 6)}
+            {
+                "index": int(i),
+                "label": labels[int(i)] if labels else f"class_{int(i)}",
+                "probability": round(float(p), 6),
+            }
             for p, i in zip(top.values, top.indices, strict=True)
         ]
     if args.json:
@@ -192,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="audiozoo", description="Pretrained audio models: list, inspect, fetch, tag.")
+        prog="audiozoo", description="Pretrained audio models: list, inspect, fetch, tag."
+    )
     parser.add_argument("--version", action="version", version=f"audiozoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -100,7 +100,7 @@ def _am_slow(rng: Rng, n: int, sr: int) -> np.ndarray:
 
 
 def _am_fast(rng: Rng, n: int, sr: int) -> np.ndarray:
-    return _am_tone(rng, n, sr, (10.0, 20.0))
+    return _am_tone(rng, n, sr, (8.0, 14.0))
 
 
 def _harmonic(rng: Rng, n: int, sr: int) -> np.ndarray:

@@ -149,8 +149,11 @@ def recalibrate_batchnorm(
     layers = [m for m in model.modules()
               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
               and m.track_running_stats]
-    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(),
-              m.num_batches_tracked.clone()) for m in layers]  # type: ignore[union-attr]
+    saved = [
+        (m.momentum, m.running_mean.clone(), m.running_var.clone(),  # type: ignore[union-attr]
+         m.num_batches_tracked.clone())  # type: ignore[union-attr]
+        for m in layers
+    ]
     for m in layers:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches

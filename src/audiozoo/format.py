@@ -100,8 +100,12 @@ def save_pretrained(model: AudioModel, path: str | os.PathLike[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share memory, and must not see views
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    _write_atomic(folder / WEIGHTS_NAME, lambda p: save_file(
-        tensors, str(p), metadata={"format": "pt", "audiozoo_architecture": model.arch}))
+    _write_atomic(
+        folder / WEIGHTS_NAME,
+        lambda p: save_file(
+            tensors, str(p), metadata={"format": "pt", "audiozoo_architecture": model.arch}
+        ),
+    )
     text = json.dumps(config, indent=2) + "\n"
     _write_atomic(folder / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
     return folder
@@ -125,7 +129,7 @@ def model_card(model: AudioModel, repo_id: str | None = None) -> str:
     task = {
         "clip": f"clip-level audio classification ({head.get('num_classes')} classes)",
         "frame": f"frame-level audio tagging / sound event detection ({head.get('num_classes')} "
-                 f"classes, one output every {model.frame_hop:g} s)",
+        f"classes, one output every {model.frame_hop:g} s)",
         "embedding": f"audio embeddings ({model.num_features} dimensions)",
     }.get(output, output)
     name = f"hf-hub:{repo_id}" if repo_id else "local-dir:PATH"
@@ -134,29 +138,60 @@ def model_card(model: AudioModel, repo_id: str | None = None) -> str:
         lines.append(f"license: {_HF_LICENSES.get(cfg.license, 'other')}")
     if output == "clip":
         lines.append("pipeline_tag: audio-classification")
-    lines += ["---", "", f"# {repo_id or model.arch}", "",
-              f"An [audiozoo](https://github.com/audiozoo/audiozoo) model: `{model.arch}` backbone, "
-              f"`{head['name']}` head, built from `{config.get('pretrained_name')}`.", "",
-              "## Task", "", task, "",
-              f"Input: mono audio at {model.sample_rate} Hz "
-              f"({config['frontend']['name']} frontend).", ""]
-    lines += ["## How to load", "", "```python", "import audiozoo", "",
-              f'model = audiozoo.create("{name}")',
-              f"logits = model(waveform)  # waveform: (batch, samples) at {model.sample_rate} Hz",
-              "```", "", "or from the command line: "
-              f"`audiozoo tag clip.wav --model {name}`.", ""]
+    lines += [
+        "---",
+        "",
+        f"# {repo_id or model.arch}",
+        "",
+        f"An [audiozoo](https://github.com/audiozoo/audiozoo) model: `{model.arch}` backbone, "
+        f"`{head['name']}` head, built from `{config.get('pretrained_name')}`.",
+        "",
+        "## Task",
+        "",
+        task,
+        "",
+        f"Input: mono audio at {model.sample_rate} Hz ({config['frontend']['name']} frontend).",
+        "",
+    ]
+    lines += [
+        "## How to load",
+        "",
+        "```python",
+        "import audiozoo",
+        "",
+        f'model = audiozoo.create("{name}")',
+        f"logits = model(waveform)  # waveform: (batch, samples) at {model.sample_rate} Hz",
+        "```",
+        "",
+        f"or from the command line: `audiozoo tag clip.wav --model {name}`.",
+        "",
+    ]
     labels = config.get("labels")
     lines += ["## Labels", ""]
     if labels:
-        lines += [f"{len(labels)} classes:", "", "<details>", "",
-                  *(f"{i}. {label}" for i, label in enumerate(labels)), "", "</details>", ""]
+        lines += [
+            f"{len(labels)} classes:",
+            "",
+            "<details>",
+            "",
+            *(f"{i}. {label}" for i, label in enumerate(labels)),
+            "",
+            "</details>",
+            "",
+        ]
     else:
         lines += ["No label names are stored with this model.", ""]
     lines += ["## Metrics", ""]
     if cfg.metrics:
-        lines += [f"Reported for the original `{config.get('pretrained_name')}` weights (not "
-                  "re-measured for this upload):", "", "| metric | value |", "|---|---|",
-                  *(f"| {k} | {v} |" for k, v in cfg.metrics.items()), ""]
+        lines += [
+            f"Reported for the original `{config.get('pretrained_name')}` weights (not "
+            "re-measured for this upload):",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            *(f"| {k} | {v} |" for k, v in cfg.metrics.items()),
+            "",
+        ]
     else:
         lines += ["No metrics reported.", ""]
     lines += ["## License", "", cfg.license or "Not stated; ask the uploader.", ""]
@@ -167,9 +202,15 @@ def model_card(model: AudioModel, repo_id: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def push_to_hub(model: AudioModel, repo_id: str, *, private: bool | None = None,
-                token: str | None = None, revision: str | None = None,
-                commit_message: str = "Upload audiozoo model") -> Any:
+def push_to_hub(
+    model: AudioModel,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload audiozoo model",
+) -> Any:
     """Upload ``config.json``, ``model.safetensors`` and a generated ``README.md`` model card
     to the Hub repository ``repo_id`` (created if needed).
 
@@ -183,8 +224,9 @@ def push_to_hub(model: AudioModel, repo_id: str, *, private: bool | None = None,
         save_pretrained(model, tmp)
         Path(tmp, "README.md").write_text(model_card(model, repo_id), encoding="utf-8")
         api.create_repo(repo_id, private=private, exist_ok=True)
-        return api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision,
-                                 commit_message=commit_message)
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=tmp, revision=revision, commit_message=commit_message
+        )
 
 
 # ------------------------------------------------------------------------------------ load
@@ -192,12 +234,12 @@ def parse_name(name: str) -> tuple[str, str, str | None]:
     """``"hf-hub:org/repo@rev"`` → ``("hf-hub", "org/repo", "rev")``;
     ``"local-dir:DIR"`` → ``("local-dir", "DIR", None)``."""
     if name.startswith(LOCAL_DIR_PREFIX):
-        path = name[len(LOCAL_DIR_PREFIX):]
+        path = name[len(LOCAL_DIR_PREFIX) :]
         if not path:
             raise RegistryError("local-dir: needs a folder, e.g. 'local-dir:runs/best'")
         return "local-dir", path, None
     if name.startswith(HF_HUB_PREFIX):
-        repo, _, revision = name[len(HF_HUB_PREFIX):].partition("@")
+        repo, _, revision = name[len(HF_HUB_PREFIX) :].partition("@")
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
             raise RegistryError(
                 f"{name!r}: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision'"
@@ -206,8 +248,13 @@ def parse_name(name: str) -> tuple[str, str, str | None]:
     raise RegistryError(f"{name!r} is neither 'hf-hub:org/repo[@revision]' nor 'local-dir:DIR'")
 
 
-def _fetch(kind: str, where: str, revision: str | None, filename: str,
-           cache_dir: str | os.PathLike[str] | None) -> Path:
+def _fetch(
+    kind: str,
+    where: str,
+    revision: str | None,
+    filename: str,
+    cache_dir: str | os.PathLike[str] | None,
+) -> Path:
     if kind == "local-dir":
         path = Path(where).expanduser() / filename
         if not path.is_file():
@@ -251,49 +298,81 @@ def _is_json_data(value: Any) -> bool:
 def _check_part(part: Any, where: str, field: str, registry: Any) -> None:
     _check(isinstance(part, dict), where, f"{field!r} must be an object with a 'name'")
     _check(isinstance(part.get("name"), str), where, f"{field!r} has no 'name' string")
-    _check(part["name"] in registry, where,
-           f"{field} {part['name']!r} is not registered; known: {', '.join(registry.names())}")
-    _check(all(isinstance(v, (bool, int, float, str, list)) or v is None for v in part.values()),
-           where, f"{field!r} arguments must be JSON scalars or lists")
+    _check(
+        part["name"] in registry,
+        where,
+        f"{field} {part['name']!r} is not registered; known: {', '.join(registry.names())}",
+    )
+    _check(
+        all(isinstance(v, (bool, int, float, str, list)) or v is None for v in part.values()),
+        where,
+        f"{field!r} arguments must be JSON scalars or lists",
+    )
 
 
 def validate_config(config: Any, where: str = "config.json") -> dict[str, Any]:
     """Check every field of an audiozoo config (see :func:`read_config`)."""
     _check(isinstance(config, dict), where, "the top level must be a JSON object")
-    _check(config.get("format") == FORMAT_NAME, where,
-           f"'format' must be {FORMAT_NAME!r} (is this a transformers or timm config?)")
+    _check(
+        config.get("format") == FORMAT_NAME,
+        where,
+        f"'format' must be {FORMAT_NAME!r} (is this a transformers or timm config?)",
+    )
     missing = [k for k in _REQUIRED if k not in config]
     _check(not missing, where, f"missing fields {missing}")
     unknown = sorted(set(config) - set(_REQUIRED) - set(_OPTIONAL))
     _check(not unknown, where, f"unknown fields {unknown}")
-    _check(config["format_version"] == FORMAT_VERSION, where,
-           f"format_version {config['format_version']!r} is not supported (this audiozoo reads "
-           f"version {FORMAT_VERSION}); upgrade audiozoo")
+    _check(
+        config["format_version"] == FORMAT_VERSION,
+        where,
+        f"format_version {config['format_version']!r} is not supported (this audiozoo reads "
+        f"version {FORMAT_VERSION}); upgrade audiozoo",
+    )
     arch = config["architecture"]
-    _check(isinstance(arch, str) and arch in backbones, where,
-           f"architecture {arch!r} is not registered; known: {', '.join(backbones.names())}")
+    _check(
+        isinstance(arch, str) and arch in backbones,
+        where,
+        f"architecture {arch!r} is not registered; known: {', '.join(backbones.names())}",
+    )
     kwargs = config["backbone_kwargs"]
-    _check(isinstance(kwargs, dict) and _is_json_data(kwargs), where,
-           "'backbone_kwargs' must be an object of JSON values")
+    _check(
+        isinstance(kwargs, dict) and _is_json_data(kwargs),
+        where,
+        "'backbone_kwargs' must be an object of JSON values",
+    )
     _check_part(config["frontend"], where, "frontend", frontends)
     _check_part(config["head"], where, "head", heads)
     labels = config.get("labels")
-    _check(labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)),
-           where, "'labels' must be a list of strings or null")
+    _check(
+        labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)),
+        where,
+        "'labels' must be a list of strings or null",
+    )
     for key in ("audiozoo_version", "pretrained_name"):
-        _check(config.get(key) is None or isinstance(config[key], str), where,
-               f"{key!r} must be a string")
+        _check(
+            config.get(key) is None or isinstance(config[key], str),
+            where,
+            f"{key!r} must be a string",
+        )
     info = config.get("pretrained_cfg") or {}
-    _check(isinstance(info, dict) and set(info) <= set(_PRETRAINED_FIELDS), where,
-           f"'pretrained_cfg' may only hold {list(_PRETRAINED_FIELDS)}")
+    _check(
+        isinstance(info, dict) and set(info) <= set(_PRETRAINED_FIELDS),
+        where,
+        f"'pretrained_cfg' may only hold {list(_PRETRAINED_FIELDS)}",
+    )
     for key in ("license", "citation", "paper", "notes"):
-        _check(info.get(key) is None or isinstance(info[key], str), where,
-               f"pretrained_cfg.{key} must be a string")
+        _check(
+            info.get(key) is None or isinstance(info[key], str),
+            where,
+            f"pretrained_cfg.{key} must be a string",
+        )
     metrics = info.get("metrics") or {}
-    _check(isinstance(metrics, dict)
-           and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                   for v in metrics.values()),
-           where, "pretrained_cfg.metrics must map names to numbers")
+    _check(
+        isinstance(metrics, dict)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()),
+        where,
+        "pretrained_cfg.metrics must map names to numbers",
+    )
     return config
 
 
@@ -357,8 +436,14 @@ def load_audiozoo_model(
         head_module, replaced = build_head(cfg, head, num_classes, backbone.num_features)
     except TypeError as exc:
         raise RegistryError(f"invalid head config in {name}: {exc}") from None
-    model = AudioModel(fe, backbone, head_module, pretrained_cfg=cfg, backbone_kwargs=kwargs,
-                       labels=None if replaced else config.get("labels"))
+    model = AudioModel(
+        fe,
+        backbone,
+        head_module,
+        pretrained_cfg=cfg,
+        backbone_kwargs=kwargs,
+        labels=None if replaced else config.get("labels"),
+    )
     if pretrained is False:
         return model
     if pretrained is True:

@@ -177,7 +177,10 @@ class Resampler(nn.Module):
     Args:
         orig_freq: default input rate for :meth:`forward` (None = must be given per call).
         new_freq: default output rate for :meth:`forward` (None = must be given per call).
-        lowpass_filter_width, rolloff, resampling_method, beta: as in :func:`resample`.
+        lowpass_filter_width: as in :func:`resample`.
+        rolloff: as in :func:`resample`.
+        resampling_method: as in :func:`resample`.
+        beta: as in :func:`resample`.
     """
 
     def __init__(

@@ -100,7 +100,11 @@ class Architecture:
         if tag:
             if tag not in self.weights:
                 close = difflib.get_close_matches(tag, list(self.weights), n=5, cutoff=0.4)
-                hint = f" Did you mean: {', '.join(f'{self.name}.{t}' for t in close)}?" if close else ""
+                hint = (
+                    f" Did you mean: {', '.join(f'{self.name}.{t}' for t in close)}?"
+                    if close
+                    else ""
+                )
                 raise UnknownNameError(
                     f"unknown tag {tag!r} for architecture {self.name!r}.{hint} "
                     f"See audiozoo.list_models('{self.name}.*', pretrained=True)."

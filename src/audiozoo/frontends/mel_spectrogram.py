@@ -205,8 +205,9 @@ class MelSpectrogram(Frontend):
                 normalized=False,
                 onesided=True,
                 return_complex=True,
-            )[..., :num_frames]  # (B, n_fft // 2 + 1, T)
-            mag = spec.abs()
+            )
+            # slice after abs(): ONNX export cannot slice a complex tensor
+            mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
             spec_power = mag if self.power == 1.0 else mag.pow(self.power)
             mel = torch.matmul(self.mel_bank, spec_power)  # (B, n_mels, T)
             if self.log == "log":
