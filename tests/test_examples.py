@@ -19,14 +19,33 @@ import audiozoo
 from audiozoo.data import SYNTHETIC_CLASSES, SyntheticAudio
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-TINY = ["--model", "mn01", "--num-train", "16", "--num-test", "8", "--epochs", "1",
-        "--batch-size", "8", "--duration", "0.5", "--threads", "1", "--no-progress"]
+TINY = [
+    "--model",
+    "mn01",
+    "--num-train",
+    "16",
+    "--num-test",
+    "8",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--duration",
+    "0.5",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 def _run(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
@@ -48,9 +67,23 @@ def _check_run(out: Path, classes: list[str], epochs: int = 1) -> dict:
 @pytest.mark.slow
 def test_finetune_synthetic(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    stdout = _run("finetune.py", *TINY, "--out", str(out), "--freeze-stages", "2",
-                  "--mixup", "0.3", "--gain-db", "3", "--freqm", "8", "--timem", "8",
-                  cwd=tmp_path)
+    stdout = _run(
+        "finetune.py",
+        *TINY,
+        "--out",
+        str(out),
+        "--freeze-stages",
+        "2",
+        "--mixup",
+        "0.3",
+        "--gain-db",
+        "3",
+        "--freqm",
+        "8",
+        "--timem",
+        "8",
+        cwd=tmp_path,
+    )
     assert "best held-out accuracy" in stdout
     record = _check_run(out, list(SYNTHETIC_CLASSES))
     assert 0.0 <= record["history"][0]["accuracy"] <= 1.0
@@ -72,20 +105,39 @@ def test_finetune_folder(tmp_path: Path) -> None:
         rows.append(f"clip{i}.wav,{ds.classes[label]}")
     (data / "labels.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
-    _run("finetune.py", *TINY, "--data", str(data), "--val-fraction", "0.34", "--out", str(out),
-         cwd=tmp_path)
+    _run(
+        "finetune.py",
+        *TINY,
+        "--data",
+        str(data),
+        "--val-fraction",
+        "0.34",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     record = _check_run(out, ["click_train", "tone"])
     assert record["num_train"] == 4 and record["num_test"] == 2
 
 
 @pytest.mark.slow
 def test_finetune_lightning_one_epoch(tmp_path: Path) -> None:
-    pytest.importorskip("lightning", reason="the Lightning example needs the 'lightning' extra "
-                                            "(pip install 'audiozoo[lightning]')")
+    pytest.importorskip(
+        "lightning",
+        reason="the Lightning example needs the 'lightning' extra "
+        "(pip install 'audiozoo[lightning]')",
+    )
     has_wandb = importlib.util.find_spec("wandb") is not None
     out = tmp_path / "run"
-    _run("finetune_lightning.py", *TINY, "--out", str(out), *(["--wandb"] if has_wandb else []),
-         cwd=tmp_path, env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    _run(
+        "finetune_lightning.py",
+        *TINY,
+        "--out",
+        str(out),
+        *(["--wandb"] if has_wandb else []),
+        cwd=tmp_path,
+        env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
     _check_run(out, list(SYNTHETIC_CLASSES))
     assert list((out / "csv").glob("version_*/metrics.csv"))
     if has_wandb:
@@ -94,9 +146,24 @@ def test_finetune_lightning_one_epoch(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sed_example(tmp_path: Path) -> None:
-    stdout = _run("sed.py", "--model", "mn01", "--num-train", "8", "--num-test", "4",
-                  "--epochs", "1", "--batch-size", "4", "--duration", "2.0",
-                  "--out", str(tmp_path), cwd=tmp_path)
+    stdout = _run(
+        "sed.py",
+        "--model",
+        "mn01",
+        "--num-train",
+        "8",
+        "--num-test",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--duration",
+        "2.0",
+        "--out",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert "event-based F1" in stdout and "chance level" in stdout
     result = json.loads((tmp_path / "sed.json").read_text())
     assert 0.0 <= result["event_f1"] <= 1.0 and 0.0 <= result["chance_event_f1"] <= 1.0
@@ -117,9 +184,7 @@ def sed() -> ModuleType:
 
 def test_frames_to_events(sed: ModuleType) -> None:
     active = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 0], [1, 0]], dtype=torch.bool)
-    assert sed.frames_to_events(active, 0.5) == [
-        (0.0, 1.0, 1), (0.5, 1.5, 0), (2.0, 2.5, 0)
-    ]
+    assert sed.frames_to_events(active, 0.5) == [(0.0, 1.0, 1), (0.5, 1.5, 0), (2.0, 2.5, 0)]
     assert sed.frames_to_events(torch.zeros(3, 2, dtype=torch.bool), 0.5) == []
 
 
@@ -151,11 +216,18 @@ def test_event_f_score_matches_brute_force(sed: ModuleType) -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
         refs = [(float(t), float(t) + 1.0, 0) for t in sorted(rng.choice(10, 3, replace=False) * 2)]
-        ests = [(on + float(rng.uniform(-0.4, 0.4)), off + float(rng.uniform(-0.4, 0.4)), 0)
-                for on, off, _ in refs if rng.random() < 0.8]
+        ests = [
+            (on + float(rng.uniform(-0.4, 0.4)), off + float(rng.uniform(-0.4, 0.4)), 0)
+            for on, off, _ in refs
+            if rng.random() < 0.8
+        ]
         best = 0
         for perm in permutations(range(len(refs)), len(ests)):
-            best = max(best, sum(abs(ests[j][0] - refs[i][0]) <= 0.2
-                                 and abs(ests[j][1] - refs[i][1]) <= 0.2
-                                 for j, i in enumerate(perm)))
+            best = max(
+                best,
+                sum(
+                    abs(ests[j][0] - refs[i][0]) <= 0.2 and abs(ests[j][1] - refs[i][1]) <= 0.2
+                    for j, i in enumerate(perm)
+                ),
+            )
         assert sed.event_f_score([refs], [ests], collar=0.2)["tp"] == best

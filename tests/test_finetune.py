@@ -16,15 +16,22 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "cnn": {"name": "cnn", "base": 4},
     "mn": {"name": "mn01"},
     "passt": {"name": "passt_s", "embed_dim": 32, "depth": 3, "num_heads": 2, "input_tdim": 100},
-    "ast": {"name": "ast", "embed_dim": 32, "depth": 3, "num_heads": 2, "input_tdim": 100,
-            "frontend": {"target_frames": 100}},
+    "ast": {
+        "name": "ast",
+        "embed_dim": 32,
+        "depth": 3,
+        "num_heads": 2,
+        "input_tdim": 100,
+        "frontend": {"target_frames": 100},
+    },
 }
 
 
 def small_model(family: str, head: str = "linear", **kwargs: Any) -> audiozoo.AudioModel:
     cfg = dict(FAMILIES[family])
-    return audiozoo.create(cfg.pop("name"), pretrained=False, head=head, num_classes=3,
-                           **cfg, **kwargs)
+    return audiozoo.create(
+        cfg.pop("name"), pretrained=False, head=head, num_classes=3, **cfg, **kwargs
+    )
 
 
 def _lr_by_param(groups: list[dict[str, Any]]) -> dict[int, float]:
@@ -146,8 +153,9 @@ def test_recalibrate_batchnorm_gives_exact_statistics() -> None:
     with torch.no_grad():
         acts = [net[0](b) for b in batches[:3]]
     torch.testing.assert_close(net[1].running_mean, torch.stack([a.mean(0) for a in acts]).mean(0))
-    torch.testing.assert_close(net[1].running_var,
-                               torch.stack([a.var(0, unbiased=True) for a in acts]).mean(0))
+    torch.testing.assert_close(
+        net[1].running_var, torch.stack([a.var(0, unbiased=True) for a in acts]).mean(0)
+    )
     assert torch.equal(frozen.running_mean, before)
     assert recalibrate_batchnorm(net, []) == 0
     torch.testing.assert_close(net[1].running_mean, torch.stack([a.mean(0) for a in acts]).mean(0))

@@ -46,8 +46,9 @@ def _one_thread():
 def test_overfits_two_examples(family: str, head: str) -> None:
     torch.manual_seed(0)
     model = small_model(family, head=head, **EXTRA.get(family, {}))
-    ds = SyntheticAudio(2, sample_rate=model.sample_rate, duration=1.0, seed=0,
-                        classes=["tone", "chirp_up"])
+    ds = SyntheticAudio(
+        2, sample_rate=model.sample_rate, duration=1.0, seed=0, classes=["tone", "chirp_up"]
+    )
     wave = torch.stack([ds[0][0], ds[1][0]])
     g = torch.Generator().manual_seed(1)
 
@@ -78,8 +79,11 @@ def test_overfits_two_examples(family: str, head: str) -> None:
         optimizer.zero_grad()
         loss.backward()
         if step == 0:
-            no_grad = [n for n, p in model.named_parameters()
-                       if p.grad is None or not p.grad.abs().sum() > 0]
+            no_grad = [
+                n
+                for n, p in model.named_parameters()
+                if p.grad is None or not p.grad.abs().sum() > 0
+            ]
             assert not no_grad, f"parameters without gradient: {no_grad}"
         optimizer.step()
         losses.append(loss.item())

@@ -146,12 +146,18 @@ def recalibrate_batchnorm(
     """
     was_training = model.training
     model.train()
-    layers = [m for m in model.modules()
-              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-              and m.track_running_stats]
+    layers = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
     saved = [
-        (m.momentum, m.running_mean.clone(), m.running_var.clone(),  # type: ignore[union-attr]
-         m.num_batches_tracked.clone())  # type: ignore[union-attr]
+        (
+            m.momentum,
+            m.running_mean.clone(),
+            m.running_var.clone(),  # type: ignore[union-attr]
+            m.num_batches_tracked.clone(),
+        )  # type: ignore[union-attr]
         for m in layers
     ]
     for m in layers:
