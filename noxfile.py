@@ -82,8 +82,6 @@ def parity(session: nox.Session) -> None:
         "-ra",
         "-p",
         "no:cacheprovider",
-        "-W",
-        "error::pytest.PytestUnhandledCoroutineWarning",
         *session.posargs,
         env={**_env(), "AUDIOZOO_PARITY_STRICT": "1"},
     )
