@@ -21,7 +21,7 @@ frozen parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -151,13 +151,14 @@ def recalibrate_batchnorm(
         for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
     ]
+    # track_running_stats is True for every layer here, so the statistics are tensors
     saved = [
         (
             m.momentum,
-            m.running_mean.clone(),
-            m.running_var.clone(),  # type: ignore[union-attr]
-            m.num_batches_tracked.clone(),
-        )  # type: ignore[union-attr]
+            cast(torch.Tensor, m.running_mean).clone(),
+            cast(torch.Tensor, m.running_var).clone(),
+            cast(torch.Tensor, m.num_batches_tracked).clone(),
+        )
         for m in layers
     ]
     for m in layers:
