@@ -454,7 +454,7 @@ def test_stft_mel_matches_efficientat_fixture() -> None:
 @given(
     name=st.sampled_from(sorted(FACTORIES)),
     n=st.integers(min_value=1, max_value=6000),
-    log_amp=st.floats(min_value=-8.0, max_value=3.0),
+    log_amp=st.floats(min_value=-8.0, max_value=3.0, allow_subnormal=False),
     batch=st.integers(min_value=1, max_value=3),
 )
 def test_any_length_and_amplitude_gives_finite_output(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .._errors import AudioTypeError, InvalidAudioError
@@ -25,6 +27,13 @@ def check_waveform(waveform: torch.Tensor, min_samples: int, frontend: str) -> N
         )
 
 
-def float32_no_autocast(device: torch.device) -> torch.autocast:
-    """Context that disables autocast on ``device``: frontends always compute in float32."""
+def float32_no_autocast(
+    device: torch.device,
+) -> torch.autocast | contextlib.nullcontext[None]:
+    """Context that disables autocast on ``device``: frontends always compute in float32.
+
+    Outside autocast it is a no-op, so no autocast node enters traced graphs (``torch.export``
+    before torch 2.5 rejects them)."""
+    if not torch.is_autocast_enabled(device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, enabled=False)
