@@ -11,6 +11,7 @@ import importlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,9 +28,11 @@ from audiozoo.frontends import (
     KaldiFbank,
     MelSpectrogram,
     StftMel,
+    _common,
     kaldi_mel_banks,
     melscale_fbanks,
 )
+from audiozoo.frontends.mel_projection import band_blocks, project_mel
 
 FIXTURES = Path(
     os.environ.get("AUDIOZOO_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
@@ -143,9 +146,10 @@ def test_short_clips_are_zero_padded() -> None:
     torch.testing.assert_close(kaldi(x), kaldi(padded), rtol=0, atol=0)
     stft = StftMel().eval()
     # Upstream's torch.stft needs 514 samples; a shorter clip is zero-padded to that length and
-    # its output cut back to 1 + (N - 1) // hop frames.
+    # its output cut back to 1 + (N - 1) // hop frames. Not bit-identical: the mel product runs
+    # on 1 frame here and on 2 for the long clip, and BLAS rounds those shapes differently.
     long = stft(torch.nn.functional.pad(x, (0, 514 - 250)))
-    torch.testing.assert_close(stft(x), long[..., : stft.num_frames(250)], rtol=0, atol=0)
+    torch.testing.assert_close(stft(x), long[..., : stft.num_frames(250)], rtol=0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- buffers
@@ -356,6 +360,84 @@ def test_melscale_fbanks_against_naive_loop(scale: str, norm: str | None) -> Non
 def test_melscale_fbanks_warns_on_empty_filters() -> None:
     with pytest.warns(UserWarning, match="all zero"):
         melscale_fbanks(33, 0.0, 8000.0, 64, 16000)
+
+
+# --------------------------------------------------------------------------- banded mel product
+
+
+@pytest.mark.parametrize(
+    "bank",
+    [
+        kaldi_mel_banks(128, 1024, 32000, 0.0, 15000.0),
+        kaldi_mel_banks(128, 512, 16000, 20.0, 8000.0),
+        kaldi_mel_banks(5, 64, 16000, 0.0, 8000.0),  # fewer rows than blocks
+        pytest.param(None, id="empty_filters"),
+    ],
+)
+def test_project_mel_equals_dense_product(bank: torch.Tensor | None) -> None:
+    if bank is None:  # melscale bank with all-zero filters: their rows must come out zero
+        with pytest.warns(UserWarning, match="all zero"):
+            bank = melscale_fbanks(33, 0.0, 8000.0, 64, 16000).T.contiguous()
+    blocks = band_blocks(bank)
+    # the blocks tile the rows, and every non-zero weight lies inside its block's bin range
+    assert [b[0] for b in blocks] == [0] + [b[1] for b in blocks[:-1]]
+    assert blocks[-1][1] == bank.shape[0]
+    for r0, r1, c0, c1 in blocks:
+        outside = bank[r0:r1].clone()
+        outside[:, c0:c1] = 0
+        assert not outside.any()
+    power = torch.rand(3, bank.shape[1], 50, generator=torch.Generator().manual_seed(0))
+    dense = torch.matmul(bank, power)
+    torch.testing.assert_close(project_mel(bank, blocks, power), dense, rtol=1e-6, atol=1e-6)
+    # any strides: the Kaldi frontend passes a transposed (B, T, F) spectrogram
+    transposed = power.transpose(1, 2).contiguous().transpose(1, 2)
+    torch.testing.assert_close(project_mel(bank, blocks, transposed), dense, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- CPU batch chunks
+
+
+@pytest.mark.parametrize("name", ["stft_mel", "kaldi_fbank_natural", "kaldi_fbank"])
+def test_cpu_chunks_give_the_whole_batch_result(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    frontend = _build(name)
+    x = _noise(5, 4000)
+    whole = frontend(x)
+    monkeypatch.setattr(_common, "CPU_CHUNK_SAMPLES", 8000)  # chunks of 2, 2, 1 clips
+    assert [len(c) for c in _common.cpu_batch_chunks(x)] == [2, 2, 1]
+    assert torch.equal(frontend(x), whole)
+    monkeypatch.setattr(_common, "CPU_CHUNK_SAMPLES", 1)  # a clip per chunk even when it is longer
+    assert len(_common.cpu_batch_chunks(x)) == 5
+    assert torch.equal(frontend(x), whole)
+
+
+def test_cpu_chunks_keep_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "CPU_CHUNK_SAMPLES", 1)
+    x = _noise(3, 3000).requires_grad_()
+    KaldiFbank(n_mels=40, target_frames=None)(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stft_mel", "kaldi_fbank_natural"])
+def test_export_and_trace_do_not_chunk(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torch.export and torch.jit.trace the batch is not split: the graph holds one FFT,
+    and a graph traced on a batch that eager mode would chunk runs on other batch sizes."""
+    monkeypatch.setattr(_common, "CPU_CHUNK_SAMPLES", 1)
+    frontend = _build(name)
+    x, other = _noise(3, 4000), _noise(5, 4000, seed=1)
+    program = torch.export.export(frontend, (x,))
+    ffts = [n for n in program.graph.nodes if any(op in str(n.target) for op in ("fft", "stft"))]
+    assert len(ffts) == 1, ffts
+    torch.testing.assert_close(program.module()(x), frontend(x), rtol=1e-5, atol=1e-5)
+    torch_version = tuple(int(part) for part in torch.__version__.split(".")[:2])
+    if torch_version >= (2, 5):  # torch 2.4 cannot trace an FFT with a symbolic batch
+        batch = torch.export.Dim("batch", min=1, max=64)
+        program = torch.export.export(frontend, (x,), dynamic_shapes=({0: batch},))
+        torch.testing.assert_close(program.module()(other), frontend(other), rtol=1e-5, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarning; trace is deprecated in torch >= 2.10
+        traced = torch.jit.trace(frontend, (x,), check_trace=False)
+    torch.testing.assert_close(traced(other), frontend(other), rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- full pipelines vs naive

@@ -1,4 +1,4 @@
-"""Helpers shared by the frontends: input checks and the autocast guard."""
+"""Helpers shared by the frontends: input checks, the autocast guard and CPU batch chunking."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import torch
 
 from .._errors import AudioTypeError, InvalidAudioError
 
-__all__ = ["check_waveform", "float32_no_autocast"]
+__all__ = ["check_waveform", "cpu_batch_chunks", "float32_no_autocast"]
+
+# Samples per chunk of a CPU batch (see cpu_batch_chunks): one 10 s clip at 32 kHz is 320,000.
+CPU_CHUNK_SAMPLES = 1 << 18
 
 
 def check_waveform(waveform: torch.Tensor, min_samples: int, frontend: str) -> None:
@@ -37,3 +40,27 @@ def float32_no_autocast(
     if not torch.is_autocast_enabled(device.type):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, enabled=False)
+
+
+def cpu_batch_chunks(waveform: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Split a CPU batch (B, N) into consecutive row chunks of at most ``CPU_CHUNK_SAMPLES`` samples
+    (at least one row each); returns ``(waveform,)`` when there is nothing to split.
+
+    Why: a frontend's temporaries (frames, spectra) are ~13x the input. For a whole batch of
+    10 s clips they are tens of MB, above glibc's largest mmap threshold (32 MB), so every call
+    maps fresh pages and page-faults through them; that alone doubled the time of a batch of 8
+    (``python -m benchmarks --only frontends``). Clip-sized temporaries are reused from the heap.
+    GPUs have a caching allocator and want the whole batch, and traced, compiled or exported
+    graphs must keep a symbolic batch size, so those get one chunk.
+    """
+    rows = max(1, CPU_CHUNK_SAMPLES // max(1, waveform.shape[-1]))
+    if waveform.device.type != "cpu" or waveform.shape[0] <= rows or _tracing():
+        return (waveform,)
+    return waveform.split(rows)
+
+
+def _tracing() -> bool:
+    """True under torch.jit tracing, torch.compile / dynamo, or torch.export."""
+    compiler = torch.compiler
+    is_exporting = getattr(compiler, "is_exporting", lambda: False)  # torch >= 2.5
+    return torch.jit.is_tracing() or compiler.is_compiling() or is_exporting()

@@ -7,7 +7,8 @@ Pipeline (``reference/upstream-models.md`` §1.3), for a waveform (B, N) at 32 k
 2. ``torch.stft`` with a symmetric Hann window of ``win_length`` centred in ``n_fft``,
    ``center=True`` with reflect padding; power spectrum ``re² + im²``;
 3. Kaldi mel filterbank (:func:`~audiozoo.frontends.filterbanks.kaldi_mel_banks`) between ``fmin``
-   and ``fmax`` (default ``sr // 2 - fmax_aug_range // 2`` = 15 kHz);
+   and ``fmax`` (default ``sr // 2 - fmax_aug_range // 2`` = 15 kHz), applied band by band
+   (:mod:`~audiozoo.frontends.mel_projection`);
 4. ``log(mel + 1e-5)``, then the "fast normalisation" ``(x + 4.5) / 5``.
 
 Training-time augmentation (train mode *and* ``augment=True`` only): the filterbank edges are
@@ -24,9 +25,10 @@ import torch
 
 from .._errors import InvalidAudioError
 from ..augment import freq_mask, time_mask
-from ._common import check_waveform, float32_no_autocast
+from ._common import check_waveform, cpu_batch_chunks, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
+from .mel_projection import Block, band_blocks, project_mel
 
 __all__ = ["StftMel"]
 
@@ -115,6 +117,7 @@ class StftMel(Frontend):
         )
         self.window: torch.Tensor
         self.mel_bank: torch.Tensor
+        self._mel_blocks = band_blocks(self.mel_bank)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -146,36 +149,50 @@ class StftMel(Frontend):
         augmenting = self.training and self.augment
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
-            # torch.stft's reflect padding needs more samples than it pads: N - 1 > n_fft // 2.
-            short = self.n_fft // 2 + 2 - x.shape[-1]
-            if short > 0:  # see the class docstring
-                x = torch.nn.functional.pad(x, (0, short))
-            # Valid convolution with [-0.97, 1], written as a difference: bit-identical, ~10x faster.
-            x = x[:, 1:] - _PREEMPHASIS * x[:, :-1]  # (B, N - 1)
-            spec = torch.stft(
-                x,
-                self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=True,
-                pad_mode="reflect",
-                normalized=False,
-                return_complex=True,
-            )  # (B, n_fft // 2 + 1, T')
-            # re² + im² (upstream: a sum over the real view; equal up to float32 rounding); adding
-            # the two halves of the squared real view is ~4x faster than that size-2 reduction.
-            squares = torch.view_as_real(spec).square()
-            power = (squares[..., 0] + squares[..., 1])[..., :num_frames]
-            bank = self._jittered_bank() if augmenting else self.mel_bank
-            mel = torch.matmul(bank, power)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
-            # In-place where autograd allows (no op saved these tensors): fewer large buffers.
-            logmel = mel.add_(_LOG_OFFSET).log()
+            if augmenting:  # one draw per batch
+                bank = self._jittered_bank()
+                blocks = band_blocks(bank)
+            else:
+                bank, blocks = self.mel_bank, self._mel_blocks
+            chunks = cpu_batch_chunks(x)
+            if len(chunks) == 1:
+                logmel = self._log_mel(x, bank, blocks, num_frames)
+            else:
+                logmel = torch.cat([self._log_mel(c, bank, blocks, num_frames) for c in chunks])
             if augmenting:
                 logmel = freq_mask(logmel, self.freqm, generator=self.generator)
                 logmel = time_mask(logmel, self.timem, generator=self.generator)
             out = logmel.add_(_NORM_SHIFT).div_(_NORM_SCALE)
         return out.unsqueeze(1)
+
+    def _log_mel(
+        self, x: torch.Tensor, bank: torch.Tensor, blocks: tuple[Block, ...], num_frames: int
+    ) -> torch.Tensor:
+        """Steps 1-3 and the log: float32 (B, N) -> (B, n_mels, num_frames)."""
+        # torch.stft's reflect padding needs more samples than it pads: N - 1 > n_fft // 2.
+        short = self.n_fft // 2 + 2 - x.shape[-1]
+        if short > 0:  # see the class docstring
+            x = torch.nn.functional.pad(x, (0, short))
+        # Valid convolution with [-0.97, 1], written as a difference: bit-identical, ~10x faster.
+        x = x[:, 1:] - _PREEMPHASIS * x[:, :-1]  # (B, N - 1)
+        spec = torch.stft(
+            x,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            return_complex=True,
+        )  # (B, n_fft // 2 + 1, T')
+        # re² + im² (upstream: a sum over the real view; equal up to float32 rounding); adding
+        # the two halves of the squared real view is ~4x faster than that size-2 reduction.
+        squares = torch.view_as_real(spec).square()
+        power = (squares[..., 0] + squares[..., 1])[..., :num_frames]
+        mel = project_mel(bank, blocks, power)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
+        # In place where autograd allows (no op saved this tensor): one large buffer fewer.
+        return mel.add_(_LOG_OFFSET).log()
 
     def _jittered_bank(self) -> torch.Tensor:
         """Filterbank with training-time randomised edges, on the frontend's device."""
