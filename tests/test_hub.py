@@ -7,6 +7,8 @@ import json
 import logging
 import multiprocessing
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 import audiozoo
-from audiozoo import CheckpointError, PretrainedUnavailableError
+from audiozoo import CheckpointError, PretrainedUnavailableError, _hub
 from audiozoo._hub import cache_root, load_labels, rewrite_url
 from audiozoo._registry import backbones
 from tests.conftest import require_fixtures
@@ -347,6 +349,33 @@ def test_labels_from_a_url_name_to_index_map(server, monkeypatch):
     assert load_labels("openmic", num_classes=20) is None  # a count mismatch is not trusted
     server.files.clear()
     assert load_labels("openmic") == ["a-instrument", "b-instrument", "c-instrument"]  # cached
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_label_host_fails_fast(monkeypatch, caplog):
+    """Without network, huggingface_hub retries for ~20 s; optional labels must not wait."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    for name in _hub._PROXY_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="audiozoo"):
+        assert load_labels("audioset") is None
+        assert load_labels("speech_commands") is None  # the same host: not probed again
+    assert time.monotonic() - start < 5
+    assert caplog.text.count("cannot connect to http://127.0.0.1") == 2
+    assert len(_hub._probes) == 1
+
+
+def test_label_host_probe_is_skipped_behind_a_proxy(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert _hub._reachable(f"http://127.0.0.1:{_closed_port()}")  # the proxy decides, not us
+    assert not _hub._probes
 
 
 def test_labels_unavailable_is_none_not_an_error(server):

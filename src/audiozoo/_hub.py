@@ -38,10 +38,12 @@ import http.client
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -519,6 +521,37 @@ def _labels_from_source(
     return [id2label[i] for i in range(len(id2label))]
 
 
+_HUB = "https://huggingface.co"
+_PROXY_ENVS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+_PROBE_TIMEOUT = 3.0  # seconds
+_PROBE_TTL = 60.0  # seconds a probe's answer is reused
+_probes: dict[tuple[str, int], tuple[float, bool]] = {}
+
+
+def _reachable(address: str) -> bool:
+    """Whether a TCP connection to the host of ``address`` opens within a few seconds.
+
+    Labels are optional, but a download on a machine without network spends ~20 s in the HTTP
+    clients' retries before failing; one quick connection attempt (remembered for a minute)
+    skips that. Behind a proxy the host is not connected to directly, so the answer is yes.
+    """
+    parsed = urllib.parse.urlsplit(address)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return True  # file:// and the like: let the real download decide
+    if any(os.environ.get(name) for name in _PROXY_ENVS):
+        return True
+    key = (parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
+    when, ok = _probes.get(key, (-_PROBE_TTL, False))
+    if time.monotonic() - when >= _PROBE_TTL:
+        try:
+            socket.create_connection(key, timeout=_PROBE_TIMEOUT).close()
+            ok = True
+        except OSError:
+            ok = False
+        _probes[key] = (time.monotonic(), ok)
+    return ok
+
+
 def load_labels(
     source: str, *, cache_dir: str | os.PathLike[str] | None = None, num_classes: int | None = None
 ) -> list[str] | None:
@@ -537,6 +570,15 @@ def load_labels(
             logger.info("no public label list for %r; model.labels is None", source)
             return None
         kind, where, what = LABEL_SOURCES[source]
+        address = (os.environ.get("HF_ENDPOINT") or _HUB) if kind == "hub" else rewrite_url(where)
+        if not offline() and not _reachable(address):
+            logger.warning(
+                "labels %r unavailable (cannot connect to %s); model.labels is None. %s",
+                source,
+                address,
+                _offline_hint(),
+            )
+            return None
         try:
             labels = _labels_from_source(kind, where, what, cache_dir)
         except (PretrainedUnavailableError, ValueError, KeyError, OSError) as exc:

@@ -25,9 +25,10 @@ import torch
 
 from .._errors import InvalidAudioError
 from ..augment import freq_mask, time_mask
-from ._common import check_waveform, float32_no_autocast
+from ._common import check_waveform, cpu_batch_chunks, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import melscale_fbanks
+from .mel_projection import band_blocks, project_mel
 
 __all__ = ["MelSpectrogram"]
 
@@ -143,6 +144,7 @@ class MelSpectrogram(Frontend):
         self.register_buffer("mel_bank", fbanks.T.contiguous(), persistent=False)
         self.window: torch.Tensor
         self.mel_bank: torch.Tensor
+        self._mel_blocks = band_blocks(self.mel_bank)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -191,25 +193,11 @@ class MelSpectrogram(Frontend):
         num_frames = self.num_frames(waveform.shape[-1])
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
-            short = self._min_stft_length() - x.shape[-1]
-            if short > 0:  # see the class docstring
-                x = torch.nn.functional.pad(x, (0, short))
-            spec = torch.stft(
-                x,
-                self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=self.center,
-                pad_mode=self.pad_mode,
-                normalized=False,
-                onesided=True,
-                return_complex=True,
-            )
-            # slice after abs(): ONNX export cannot slice a complex tensor
-            mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
-            spec_power = mag if self.power == 1.0 else mag.pow(self.power)
-            mel = torch.matmul(self.mel_bank, spec_power)  # (B, n_mels, T)
+            chunks = cpu_batch_chunks(x)
+            if len(chunks) == 1:
+                mel = self._mel(x, num_frames)
+            else:
+                mel = torch.cat([self._mel(chunk, num_frames) for chunk in chunks])
             if self.log == "log":
                 mel = (mel + self.log_offset).log()
             elif self.log == "db":
@@ -225,3 +213,25 @@ class MelSpectrogram(Frontend):
             if self.std is not None:
                 mel = mel / self.std
         return mel.unsqueeze(1)
+
+    def _mel(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Steps 1-2: float32 (B, N) -> mel power (B, n_mels, num_frames), before the log."""
+        short = self._min_stft_length() - x.shape[-1]
+        if short > 0:  # see the class docstring
+            x = torch.nn.functional.pad(x, (0, short))
+        spec = torch.stft(
+            x,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
+        # slice after abs(): ONNX export cannot slice a complex tensor
+        mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
+        spec_power = mag if self.power == 1.0 else mag.pow(self.power)
+        return project_mel(self.mel_bank, self._mel_blocks, spec_power)  # (B, n_mels, T)
