@@ -195,7 +195,8 @@ class KaldiFbank(Frontend):
             if self.training and self.augment:
                 logmel = freq_mask(logmel, self.freqm, generator=self.generator)
                 logmel = time_mask(logmel, self.timem, generator=self.generator)
-            out = (logmel - self.mean) / (2.0 * self.std)
+            # In place: logmel is a fresh tensor that no autograd node saved (log keeps its input).
+            out = logmel.sub_(self.mean).div_(2.0 * self.std)
         return out.unsqueeze(1)
 
     def _log_mel(self, x: torch.Tensor) -> torch.Tensor:
