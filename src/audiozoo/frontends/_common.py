@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 
 from .._errors import AudioTypeError, InvalidAudioError
 
-__all__ = ["check_waveform", "cpu_batch_chunks", "float32_no_autocast"]
+__all__ = ["by_cpu_chunks", "check_waveform", "cpu_batch_chunks", "float32_no_autocast"]
 
 # Samples per chunk of a CPU batch (see cpu_batch_chunks): one 10 s clip at 32 kHz is 320,000.
 CPU_CHUNK_SAMPLES = 1 << 18
@@ -57,6 +58,17 @@ def cpu_batch_chunks(waveform: torch.Tensor) -> tuple[torch.Tensor, ...]:
     if waveform.device.type != "cpu" or waveform.shape[0] <= rows or _tracing():
         return (waveform,)
     return waveform.split(rows)
+
+
+def by_cpu_chunks(
+    fn: Callable[[torch.Tensor], torch.Tensor], waveform: torch.Tensor
+) -> torch.Tensor:
+    """``fn(waveform)`` for a (B, N) batch, computed per :func:`cpu_batch_chunks` chunk and
+    concatenated along the batch axis; ``fn`` must treat the clips of a batch independently."""
+    chunks = cpu_batch_chunks(waveform)
+    if len(chunks) == 1:
+        return fn(waveform)
+    return torch.cat([fn(chunk) for chunk in chunks])
 
 
 def _tracing() -> bool:

@@ -27,7 +27,7 @@ import torch
 
 from .._errors import InvalidAudioError
 from ..augment import freq_mask, time_mask
-from ._common import check_waveform, cpu_batch_chunks, float32_no_autocast
+from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 from .mel_projection import band_blocks, project_mel
@@ -181,11 +181,7 @@ class KaldiFbank(Frontend):
             x = waveform.to(torch.float32)
             if x.shape[-1] < self.win_length:  # shorter than one frame: see the class docstring
                 x = torch.nn.functional.pad(x, (0, self.win_length - x.shape[-1]))
-            chunks = cpu_batch_chunks(x)
-            if len(chunks) == 1:
-                logmel = self._log_mel(x)
-            else:
-                logmel = torch.cat([self._log_mel(chunk) for chunk in chunks])
+            logmel = by_cpu_chunks(self._log_mel, x)
             if self.target_frames is not None:
                 missing = self.target_frames - logmel.shape[-1]
                 if missing > 0:

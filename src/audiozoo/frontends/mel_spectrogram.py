@@ -25,7 +25,7 @@ import torch
 
 from .._errors import InvalidAudioError
 from ..augment import freq_mask, time_mask
-from ._common import check_waveform, cpu_batch_chunks, float32_no_autocast
+from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import melscale_fbanks
 from .mel_projection import band_blocks, project_mel
@@ -193,11 +193,7 @@ class MelSpectrogram(Frontend):
         num_frames = self.num_frames(waveform.shape[-1])
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
-            chunks = cpu_batch_chunks(x)
-            if len(chunks) == 1:
-                mel = self._mel(x, num_frames)
-            else:
-                mel = torch.cat([self._mel(chunk, num_frames) for chunk in chunks])
+            mel = by_cpu_chunks(lambda chunk: self._mel(chunk, num_frames), x)
             if self.log == "log":
                 mel = (mel + self.log_offset).log()
             elif self.log == "db":

@@ -25,7 +25,7 @@ import torch
 
 from .._errors import InvalidAudioError
 from ..augment import freq_mask, time_mask
-from ._common import check_waveform, cpu_batch_chunks, float32_no_autocast
+from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 from .mel_projection import Block, band_blocks, project_mel
@@ -154,11 +154,7 @@ class StftMel(Frontend):
                 blocks = band_blocks(bank)
             else:
                 bank, blocks = self.mel_bank, self._mel_blocks
-            chunks = cpu_batch_chunks(x)
-            if len(chunks) == 1:
-                logmel = self._log_mel(x, bank, blocks, num_frames)
-            else:
-                logmel = torch.cat([self._log_mel(c, bank, blocks, num_frames) for c in chunks])
+            logmel = by_cpu_chunks(lambda chunk: self._log_mel(chunk, bank, blocks, num_frames), x)
             if augmenting:
                 logmel = freq_mask(logmel, self.freqm, generator=self.generator)
                 logmel = time_mask(logmel, self.timem, generator=self.generator)
