@@ -573,10 +573,11 @@ def load_labels(
         address = (os.environ.get("HF_ENDPOINT") or _HUB) if kind == "hub" else rewrite_url(where)
         if not offline() and not _reachable(address):
             logger.warning(
-                "labels %r unavailable (cannot connect to %s); model.labels is None. %s",
+                "labels %r unavailable (cannot connect to %s); model.labels is None. "
+                "`audiozoo download NAME` on a machine with internet caches them in the cache "
+                "folder's labels/ (copy it and set AUDIOZOO_CACHE), or set model.labels yourself.",
                 source,
                 address,
-                _offline_hint(),
             )
             return None
         try:
