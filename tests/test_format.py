@@ -132,7 +132,8 @@ def _edit(folder: Path, change) -> None:
         (lambda c: c.update(labels=[1, 2]), "'labels' must be a list of strings"),
         (lambda c: c["head"].update(hidden={"a": 1}), "arguments must be JSON scalars"),
         (lambda c: c["pretrained_cfg"].update(metrics={"map": "high"}), "metrics must map"),
-        (lambda c: c["backbone_kwargs"].update(bogus=1), "invalid backbone_kwargs"),
+        (lambda c: c["backbone_kwargs"].update(bogus=1), "invalid arguments for architecture"),
+        (lambda c: c["head"].update(bogus=1), "invalid arguments for head"),
         (lambda c: c["frontend"].update(bogus=1), "invalid arguments for frontend"),
     ],
 )

@@ -125,17 +125,8 @@ def create(
     arch: Architecture = backbones.get(arch_name)
     cfg = arch.cfg(tag)
 
-    fe = build_frontend(cfg.frontend, frontend)
     kwargs = {**cfg.backbone_kwargs, **backbone_kwargs}
-    backbone = arch.builder(**kwargs)
-    head_module, head_replaced = build_head(cfg, head, num_classes, backbone.num_features)
-    model = AudioModel(
-        fe,
-        backbone,
-        head_module,
-        pretrained_cfg=cfg,
-        backbone_kwargs=kwargs,
-    )
+    model, head_replaced = build_model(arch, cfg, kwargs, frontend, head, num_classes)
 
     if pretrained is not False:
         from ._hub import load_labels, load_pretrained_state_dict, read_checkpoint
@@ -165,6 +156,34 @@ def _finish(model: AudioModel, freeze: bool | int) -> AudioModel:
     if freeze is not False and freeze != 0:
         model.freeze(freeze)
     return model.eval()
+
+
+def build_model(
+    arch: Architecture,
+    cfg: PretrainedCfg,
+    backbone_kwargs: dict[str, Any],
+    frontend: str | dict[str, Any] | Frontend | None,
+    head: str | nn.Module | None,
+    num_classes: int | None,
+    labels: list[str] | None = None,
+) -> tuple[AudioModel, bool]:
+    """Frontend + backbone + head for ``cfg``, with random weights. Returns (model, head_replaced);
+    ``labels`` are kept only when the head is the configured one."""
+    fe = build_frontend(cfg.frontend, frontend)
+    try:
+        backbone = arch.builder(**backbone_kwargs)
+    except TypeError as exc:
+        raise RegistryError(f"invalid arguments for architecture {arch.name!r}: {exc}") from None
+    head_module, replaced = build_head(cfg, head, num_classes, backbone.num_features)
+    model = AudioModel(
+        fe,
+        backbone,
+        head_module,
+        pretrained_cfg=cfg,
+        backbone_kwargs=backbone_kwargs,
+        labels=None if replaced else labels,
+    )
+    return model, replaced
 
 
 def build_frontend(
@@ -227,8 +246,12 @@ def build_head(
 
 def head_from_config(cfg: dict[str, Any], num_features: int) -> Head:
     kwargs = dict(cfg)
-    cls: type[Head] = heads.get(kwargs.pop("name"))
-    return cls(num_features, **kwargs)
+    name = kwargs.pop("name")
+    cls: type[Head] = heads.get(name)
+    try:
+        return cls(num_features, **kwargs)
+    except TypeError as exc:
+        raise RegistryError(f"invalid arguments for head {name!r}: {exc}") from None
 
 
 def load_weights(
@@ -252,26 +275,31 @@ def load_weights(
             )
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
         expected = {k: v for k, v in expected.items() if not k.startswith("head.")}
+    problems = key_mismatches({k: v.shape for k, v in expected.items()}, state_dict)
+    if problems:
+        raise CheckpointError(
+            f"checkpoint does not fit {cfg.name!r} (is it a checkpoint of another architecture "
+            f"or tag?); {problems}"
+        )
+    model.load_state_dict(state_dict, strict=False)
+
+
+def key_mismatches(expected: dict[str, torch.Size], state_dict: StateDict) -> str:
+    """Missing, unexpected and wrong-shape keys of ``state_dict`` against ``expected`` shapes,
+    as one line for an error message; "" when it fits exactly."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     wrong_shape = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
         for k in set(expected) & set(state_dict)
-        if state_dict[k].shape != expected[k].shape
+        if tuple(state_dict[k].shape) != tuple(expected[k])
     )
-    if missing or unexpected or wrong_shape:
-        parts = []
+    return "; ".join(
+        f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
         for label, keys in (
             ("missing", missing),
             ("unexpected", unexpected),
             ("wrong shape", wrong_shape),
-        ):
-            if keys:
-                parts.append(
-                    f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
-                )
-        raise CheckpointError(
-            f"checkpoint does not fit {cfg.name!r} (is it a checkpoint of another architecture "
-            f"or tag?); " + "; ".join(parts)
         )
-    model.load_state_dict(state_dict, strict=False)
+        if keys
+    )

@@ -393,7 +393,7 @@ def fetch_upstream_file(
 def _check_fits(cfg: PretrainedCfg, state_dict: StateDict) -> None:
     """Raise CheckpointError unless ``state_dict`` has exactly the keys and shapes of the model
     ``cfg`` describes (built on the meta device: no memory, no computation)."""
-    from ._factory import head_from_config
+    from ._factory import head_from_config, key_mismatches
     from ._registry import backbones
 
     try:
@@ -405,26 +405,11 @@ def _check_fits(cfg: PretrainedCfg, state_dict: StateDict) -> None:
         return
     expected = {f"backbone.{k}": v.shape for k, v in backbone.state_dict().items()}
     expected.update({f"head.{k}": v.shape for k, v in head.state_dict().items()})
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
-        for k in set(expected) & set(state_dict)
-        if tuple(state_dict[k].shape) != tuple(expected[k])
-    )
-    if missing or unexpected or wrong:
-        parts = [
-            f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("wrong shape", wrong),
-            )
-            if keys
-        ]
+    problems = key_mismatches(expected, state_dict)
+    if problems:
         raise CheckpointError(
             f"the checkpoint at {_weights_source(cfg)} does not fit {cfg.name!r} (a checkpoint "
-            f"of another architecture or tag?); " + "; ".join(parts)
+            f"of another architecture or tag?); {problems}"
         )
 
 

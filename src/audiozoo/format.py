@@ -399,9 +399,8 @@ def load_audiozoo_model(
     ``create("hf-hub:...")`` land here). Arguments as in :func:`audiozoo.create`;
     ``pretrained=False`` builds the architecture without reading the weights, a path reads
     native-key weights from that file instead."""
-    from ._factory import build_frontend, build_head, load_weights
+    from ._factory import build_model, load_weights
     from ._hub import read_checkpoint, read_state_dict_file
-    from .model import AudioModel
 
     kind, where, revision = parse_name(name)
     config = read_config(_fetch(kind, where, revision, CONFIG_NAME, cache_dir))
@@ -425,24 +424,8 @@ def load_audiozoo_model(
         metrics=dict(info.get("metrics") or {}),
         notes=info.get("notes"),
     )
-    fe = build_frontend(frontend_cfg, frontend)
-    try:
-        backbone = arch.builder(**kwargs)
-    except TypeError as exc:
-        raise RegistryError(
-            f"invalid backbone_kwargs for {config['architecture']!r} in {name}: {exc}"
-        ) from None
-    try:
-        head_module, replaced = build_head(cfg, head, num_classes, backbone.num_features)
-    except TypeError as exc:
-        raise RegistryError(f"invalid head config in {name}: {exc}") from None
-    model = AudioModel(
-        fe,
-        backbone,
-        head_module,
-        pretrained_cfg=cfg,
-        backbone_kwargs=kwargs,
-        labels=None if replaced else config.get("labels"),
+    model, replaced = build_model(
+        arch, cfg, kwargs, frontend, head, num_classes, labels=config.get("labels")
     )
     if pretrained is False:
         return model
