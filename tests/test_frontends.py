@@ -388,10 +388,10 @@ def test_project_mel_equals_dense_product(bank: torch.Tensor | None) -> None:
         assert not outside.any()
     power = torch.rand(3, bank.shape[1], 50, generator=torch.Generator().manual_seed(0))
     dense = torch.matmul(bank, power)
-    torch.testing.assert_close(project_mel(bank, blocks, power), dense, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(project_mel(bank, power, blocks), dense, rtol=1e-6, atol=1e-6)
     # any strides: the Kaldi frontend passes a transposed (B, T, F) spectrogram
     transposed = power.transpose(1, 2).contiguous().transpose(1, 2)
-    torch.testing.assert_close(project_mel(bank, blocks, transposed), dense, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(project_mel(bank, transposed, blocks), dense, rtol=1e-6, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- CPU batch chunks

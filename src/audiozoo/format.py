@@ -128,8 +128,10 @@ def model_card(model: AudioModel, repo_id: str | None = None) -> str:
     output = getattr(head_cls, "output", "clip")
     task = {
         "clip": f"clip-level audio classification ({head.get('num_classes')} classes)",
-        "frame": f"frame-level audio tagging / sound event detection ({head.get('num_classes')} "
-        f"classes, one output every {model.frame_hop:g} s)",
+        "frame": (
+            f"frame-level audio tagging / sound event detection ({head.get('num_classes')} "
+            f"classes, one output every {model.frame_hop:g} s)"
+        ),
         "embedding": f"audio embeddings ({model.num_features} dimensions)",
     }.get(output, output)
     name = f"hf-hub:{repo_id}" if repo_id else "local-dir:PATH"

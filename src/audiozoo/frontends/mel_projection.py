@@ -39,18 +39,23 @@ def band_blocks(bank: torch.Tensor, num_blocks: int = NUM_BLOCKS) -> tuple[Block
     return tuple(blocks)
 
 
-def project_mel(bank: torch.Tensor, blocks: tuple[Block, ...], power: torch.Tensor) -> torch.Tensor:
+def project_mel(
+    bank: torch.Tensor, power: torch.Tensor, blocks: tuple[Block, ...] | None = None
+) -> torch.Tensor:
     """``bank @ power`` computed block by block on the CPU (one dense product elsewhere).
 
     Args:
         bank: (n_mels, F) filterbank.
-        blocks: :func:`band_blocks` of ``bank``.
         power: (B, F, T) power spectrogram (any strides).
+        blocks: :func:`band_blocks` of ``bank``, computed once by the caller; None computes them
+            here (for a bank that changes every call).
 
     Returns:
         (B, n_mels, T).
     """
     if power.device.type != "cpu":  # measured on CPU only; one GEMM launch suits a GPU better
         return torch.matmul(bank, power)
+    if blocks is None:
+        blocks = band_blocks(bank)
     parts = [torch.matmul(bank[r0:r1, c0:c1], power[:, c0:c1]) for r0, r1, c0, c1 in blocks]
     return torch.cat(parts, dim=1)

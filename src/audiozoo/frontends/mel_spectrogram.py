@@ -230,4 +230,4 @@ class MelSpectrogram(Frontend):
         # slice after abs(): ONNX export cannot slice a complex tensor
         mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
         spec_power = mag if self.power == 1.0 else mag.pow(self.power)
-        return project_mel(self.mel_bank, self._mel_blocks, spec_power)  # (B, n_mels, T)
+        return project_mel(self.mel_bank, spec_power, self._mel_blocks)  # (B, n_mels, T)

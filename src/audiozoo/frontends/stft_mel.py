@@ -149,9 +149,9 @@ class StftMel(Frontend):
         augmenting = self.training and self.augment
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
-            if augmenting:  # one draw per batch
+            if augmenting:  # one jittered bank per batch; its blocks only matter on the CPU
                 bank = self._jittered_bank()
-                blocks = band_blocks(bank)
+                blocks = band_blocks(bank) if bank.is_cpu else None
             else:
                 bank, blocks = self.mel_bank, self._mel_blocks
             logmel = by_cpu_chunks(lambda chunk: self._log_mel(chunk, bank, blocks, num_frames), x)
@@ -162,7 +162,11 @@ class StftMel(Frontend):
         return out.unsqueeze(1)
 
     def _log_mel(
-        self, x: torch.Tensor, bank: torch.Tensor, blocks: tuple[Block, ...], num_frames: int
+        self,
+        x: torch.Tensor,
+        bank: torch.Tensor,
+        blocks: tuple[Block, ...] | None,
+        num_frames: int,
     ) -> torch.Tensor:
         """Steps 1-3 and the log: float32 (B, N) -> (B, n_mels, num_frames)."""
         # torch.stft's reflect padding needs more samples than it pads: N - 1 > n_fft // 2.
@@ -186,7 +190,7 @@ class StftMel(Frontend):
         # the two halves of the squared real view is ~4x faster than that size-2 reduction.
         squares = torch.view_as_real(spec).square()
         power = (squares[..., 0] + squares[..., 1])[..., :num_frames]
-        mel = project_mel(bank, blocks, power)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
+        mel = project_mel(bank, power, blocks)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
         # In place where autograd allows (no op saved this tensor): one large buffer fewer.
         return mel.add_(_LOG_OFFSET).log()
 
