@@ -118,31 +118,31 @@ class AudioTransformer(Backbone):
     ) -> None:
         super().__init__()
         patch_size = (int(patch_size[0]), int(patch_size[1]))
-        patch_stride = patch_size if patch_stride is None else tuple(map(int, patch_stride))
+        stride = (
+            patch_size if patch_stride is None else (int(patch_stride[0]), int(patch_stride[1]))
+        )
         if long_input not in _LONG_INPUT:
             raise ValueError(f'long_input must be "average" or "concat", got {long_input!r}')
-        if not (0 < patch_size[0] <= n_mels and patch_size[1] > 0 and min(patch_stride) > 0):
-            raise ValueError(f"patch {patch_size} / stride {patch_stride} do not fit {n_mels} mels")
+        if not (0 < patch_size[0] <= n_mels and patch_size[1] > 0 and min(stride) > 0):
+            raise ValueError(f"patch {patch_size} / stride {stride} do not fit {n_mels} mels")
         if target_length < patch_size[1]:
             raise ValueError(f"target_length {target_length} is shorter than one patch")
-        self.patch_size, self.patch_stride = patch_size, patch_stride
+        self.patch_size, self.patch_stride = patch_size, stride
         self.n_mels, self.target_length = n_mels, target_length
         self.long_input = long_input
         self.num_features = embed_dim
-        self.time_stride = patch_stride[1]
+        self.time_stride = stride[1]
         self.min_frames = patch_size[1]
         self.max_frames = None  # any length: long inputs are split inside (module docstring)
 
         # Grid sizes as upstream: integer division of the trained input size by the stride.
-        self.grid_f = n_mels // patch_stride[0]
-        self.grid_t = target_length // patch_stride[1]
-        if (n_mels - patch_size[0]) // patch_stride[0] + 1 != self.grid_f:
-            raise ValueError(
-                f"patch {patch_size} / stride {patch_stride} do not tile {n_mels} mels"
-            )
+        self.grid_f = n_mels // stride[0]
+        self.grid_t = target_length // stride[1]
+        if (n_mels - patch_size[0]) // stride[0] + 1 != self.grid_f:
+            raise ValueError(f"patch {patch_size} / stride {stride} do not tile {n_mels} mels")
 
         self.init_bn = nn.BatchNorm1d(n_mels, momentum=bn_momentum) if init_bn else nn.Identity()
-        self.patch_embed = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=patch_stride)
+        self.patch_embed = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=stride)
         self.time_pos_embed = nn.Parameter(torch.empty(1, embed_dim, 1, self.grid_t))
         self.freq_pos_embed = nn.Parameter(torch.empty(1, embed_dim, self.grid_f, 1))
         self.pos_drop = nn.Dropout(drop_rate)

@@ -35,7 +35,9 @@ class LinearHead(Head):
     ) -> None:
         super().__init__(num_features, num_classes)
         if chunk_average not in (None, "probs", "logits"):
-            raise ValueError(f'chunk_average must be None, "probs" or "logits", got {chunk_average!r}')
+            raise ValueError(
+                f'chunk_average must be None, "probs" or "logits", got {chunk_average!r}'
+            )
         self.norm_eps = norm_eps
         self.chunk_average = chunk_average
         self.norm = nn.LayerNorm(num_features, eps=norm_eps) if norm else nn.Identity()
