@@ -212,6 +212,9 @@ def test_weight_tables():
         cfg = audiozoo.get_pretrained_cfg(name)
         assert cfg.label_set == "audioset" and cfg.num_classes == 527
         assert cfg.head["norm"] is True and cfg.frontend == MEL_16K
+        # CED's inference.py and its Hub config name output i by row i of AudioSet's
+        # class_labels_indices.csv: audiozoo's audioset label set, in that order
+        assert cfg.labels == audiozoo.get_label_set("audioset").names and cfg.labels[0] == "Speech"
     for name in ("dasheng_base.ssl", "dasheng_06b.ssl", "dasheng_12b.ssl"):
         cfg = audiozoo.get_pretrained_cfg(name)
         assert cfg.head == {"name": "identity"} and cfg.label_set is None
