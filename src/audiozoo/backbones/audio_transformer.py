@@ -228,17 +228,13 @@ class AudioTransformer(Backbone):
         patches = self.patch_embed(x)  # (B, D, F', T')
         b, d, fp, tp = patches.shape
         n = self.grid_t
-        full = tp // n
-        if full == 0 or tp == n:
+        if tp <= n:
             grid = self._grid(self._encode(patches), fp, tp)
             return Features(grid=grid, token=grid.mean(dim=(2, 3)))
-        parts = []
-        if full:  # all whole chunks in one batch: (B, D, F', full * n) -> (B * full, D, F', n)
-            whole = patches[..., : full * n].reshape(b, d, fp, full, n).permute(0, 3, 1, 2, 4)
-            whole = self._grid(self._encode(whole.reshape(b * full, d, fp, n)), fp, n)
-            parts.append(
-                whole.reshape(b, full, d, fp, n).permute(0, 2, 3, 1, 4).reshape(b, d, fp, full * n)
-            )
+        full = tp // n  # whole chunks, in one batch: (B, D, F', full * n) -> (B * full, D, F', n)
+        whole = patches[..., : full * n].reshape(b, d, fp, full, n).permute(0, 3, 1, 2, 4)
+        whole = self._grid(self._encode(whole.reshape(b * full, d, fp, n)), fp, n)
+        parts = [whole.reshape(b, full, d, fp, n).permute(0, 2, 3, 1, 4).reshape(b, d, fp, -1)]
         if tp > full * n:  # the shorter last chunk on its own, not padded
             rest = patches[..., full * n :]
             parts.append(self._grid(self._encode(rest), fp, rest.shape[-1]))
