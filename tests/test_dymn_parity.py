@@ -1,15 +1,18 @@
 """DyMN parity: audiozoo vs. outputs of the upstream implementation on the same weights.
 
-Fixture ``$AUDIOZOO_FIXTURES/dymn/dymn04_as.{pt,safetensors,json}`` (see its README): a checkpoint
+Shared fixture ``$AUDIOZOO_FIXTURES/dymn/dymn04_as.{pt,safetensors,json}`` (see its README): a checkpoint
 in the format of EfficientAT's ``dymn04_as.pt`` with random but conditioned weights, and what
 upstream's ``models/dymn`` computed from it at temperature 1.0: the eval-mode mel spectrogram, the
 logits, the pooled embedding and the last feature map. Tests skip with the reason when the folder
-is absent (and fail in CI, where ``AUDIOZOO_REQUIRE_FIXTURES=1``).
+is absent (and fail in CI, where ``AUDIOZOO_REQUIRE_FIXTURES=1``). Two small width-0.1 cases
+committed under ``tests/fixtures/dymn`` (README there) cover odd sizes with strides (2, 2, 2, 1) and
+the ``replace_se`` variant.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +21,7 @@ from torch import nn
 
 import audiozoo
 from audiozoo._registry import backbones, converters
-from audiozoo.backbones.dymn import WIDTHS
+from audiozoo.backbones.dymn import WIDTHS, DyMN
 from audiozoo.heads import MLPHead
 from tests.conftest import require_fixtures
 
@@ -104,3 +107,33 @@ def test_wrong_width_checkpoint_is_refused(fixture):
     path = require_fixtures("dymn", f"{NAME}.pt")
     with pytest.raises(audiozoo.CheckpointError):
         audiozoo.create("dymn10.as", pretrained=path)
+
+
+# --- committed width-0.1 cases: odd sizes with strides (2, 2, 2, 1), and replace_se ------------
+
+LOCAL = Path(__file__).parent / "fixtures" / "dymn"
+LOCAL_CASES = ["dymn01_s2221", "dymn01_replace_se"]
+
+
+@pytest.mark.parametrize("name", LOCAL_CASES)
+def test_committed_cases_match_upstream(name):
+    meta = json.loads((LOCAL / f"{name}.json").read_text())
+    checkpoint = torch.load(LOCAL / f"{name}.pt", weights_only=True, map_location="cpu")
+    ref = load_file(LOCAL / f"{name}.safetensors")
+    backbone = DyMN(
+        width_mult=meta["width_mult"],
+        use_dy_blocks=meta["use_dy_blocks"],
+        strides=meta["strides"],
+    )
+    model = nn.ModuleDict({"backbone": backbone})
+    model["head"] = MLPHead(backbone.num_features, 527, hidden=backbone.last_channel)
+    model.load_state_dict(converters.get("dymn")(checkpoint), strict=True)
+    assert sum(p.numel() for p in model.parameters()) == meta["n_params"]
+    model.eval()
+    with torch.no_grad():
+        features = backbone(ref["mel"].unsqueeze(1))
+        logits = model["head"](features)
+    assert features.grid.shape == ref["feature_map"].shape
+    assert rel_err(features.grid, ref["feature_map"]) < 1e-3
+    assert rel_err(features.pooled(), ref["embedding"]) < 1e-3
+    assert rel_err(logits, ref["logits"]) < 1e-3
