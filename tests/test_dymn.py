@@ -61,9 +61,11 @@ def randomize(module: nn.Module, seed: int = 0) -> None:
 def _naive_dynamic_conv(conv: DynamicConv, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
     """Per sample: softmax(W_a h / T) weighs the K kernels, then an ordinary conv."""
     outs = []
-    for xb, hb in zip(x, context):
-        att = torch.softmax((conv.attention.weight @ hb + conv.attention.bias) / conv.temperature, 0)
-        kernel = sum(a * w for a, w in zip(att, conv.weight))
+    for xb, hb in zip(x, context, strict=True):
+        att = torch.softmax(
+            (conv.attention.weight @ hb + conv.attention.bias) / conv.temperature, 0
+        )
+        kernel = sum(a * w for a, w in zip(att, conv.weight, strict=True))
         outs.append(
             F.conv2d(
                 xb[None],
@@ -386,7 +388,8 @@ def _to_upstream(native: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in native.items():
         if key.startswith("head."):
             layer, name = key.split(".")[1:]
-            out[f"classifier.{ {'fc1': 2, 'fc2': 5}[layer]}.{name}"] = value
+            index = {"fc1": 2, "fc2": 5}[layer]
+            out[f"classifier.{index}.{name}"] = value
             continue
         parts = key.split(".")[1:]
         parts[0] = top[parts[0]]
@@ -466,5 +469,5 @@ def test_converter_checks_kernel_sizes():
 def test_mobilenet_checkpoint_is_refused():
     """An mn checkpoint is not a DyMN one: a CheckpointError naming the keys."""
     mn = {"features.0.0.weight": torch.zeros(8, 1, 3, 3), "classifier.2.bias": torch.zeros(3)}
-    with pytest.raises(CheckpointError, match="features.0.0.weight"):
+    with pytest.raises(CheckpointError, match=re.escape("features.0.0.weight")):
         converters.get("dymn")(mn)

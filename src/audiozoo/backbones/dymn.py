@@ -188,10 +188,10 @@ class DyReLU(nn.Module):
         """Args: x (B, C, F, T), context (B, H). Returns: (B, C, F, T)."""
         theta = 2 * torch.sigmoid(self.coefs(context)) - 1  # (B, C * 2M), channel-major
         coefs = theta.view(-1, self.channels, 1, 1, 2 * self.num_pieces) * self.scale + self.offset
-        slopes, intercepts = coefs.unbind(-1)[: self.num_pieces], coefs.unbind(-1)[self.num_pieces :]
-        out = x * slopes[0] + intercepts[0]
-        for a, b in zip(slopes[1:], intercepts[1:]):  # M - 1 element-wise maxima
-            out = torch.maximum(out, x * a + b)
+        m = self.num_pieces  # coefs[..., i]: slope of piece i < M, intercept of piece i - M
+        out = x * coefs[..., 0] + coefs[..., m]
+        for i in range(1, m):  # M - 1 element-wise maxima (one for DyMN's M = 2)
+            out = torch.maximum(out, x * coefs[..., i] + coefs[..., m + i])
         return out
 
     def extra_repr(self) -> str:
@@ -338,7 +338,9 @@ class DyMN(Backbone):
     ) -> None:
         super().__init__()
         if use_dy_blocks not in ("all", "replace_se"):
-            raise RegistryError(f"use_dy_blocks must be 'all' or 'replace_se', got {use_dy_blocks!r}")
+            raise RegistryError(
+                f"use_dy_blocks must be 'all' or 'replace_se', got {use_dy_blocks!r}"
+            )
         if temperature <= 0:
             raise RegistryError(f"temperature must be positive, got {temperature}")
         if dyconv_k < 1 or dyrelu_k < 1:
@@ -538,8 +540,20 @@ _WEIGHTS: dict[str, list[PretrainedCfg]] = {
             + " It was upstream's dymn20_as until February 2024; the mAP is the README table's "
             "for dymn20_as from that time.",
         ),
-        _weight("dymn20", "as_2", "dymn20_as_mAP_489.pt", 0.489, notes=_DUPLICATE_NOTE.format("dymn20_as(2)")),
-        _weight("dymn20", "as_3", "dymn20_as_mAP_490.pt", 0.490, notes=_DUPLICATE_NOTE.format("dymn20_as(3)")),
+        _weight(
+            "dymn20",
+            "as_2",
+            "dymn20_as_mAP_489.pt",
+            0.489,
+            notes=_DUPLICATE_NOTE.format("dymn20_as(2)"),
+        ),
+        _weight(
+            "dymn20",
+            "as_3",
+            "dymn20_as_mAP_490.pt",
+            0.490,
+            notes=_DUPLICATE_NOTE.format("dymn20_as(3)"),
+        ),
         _weight("dymn20", "im", "dymn20_im.pt", None, imagenet=True, notes=_IMAGENET_NOTE),
     ],
 }
