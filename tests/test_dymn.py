@@ -184,7 +184,7 @@ def test_all_widths_registered():
     assert set(WIDTHS) == set(ARCHS)
     for arch in ARCHS:
         a = audiozoo.get_architecture(arch)
-        assert a.family == "DyMN" and a.default_tag == "as"
+        assert a.family == "EfficientAT DyMN" and a.default_tag == "as"
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -66,6 +66,7 @@ from .mobilenet import (
     conv_out_size,
     make_divisible,
 )
+from .mobilenet import _frontend as _efficientat_frontend
 
 __all__ = ["ContextGen", "DyBlock", "DyMN", "DyReLU", "DynamicConv", "context_size"]
 
@@ -425,6 +426,7 @@ class DyMN(Backbone):
 # ---------------------------------------------------------------------------------------------
 # Weights
 
+FAMILY = "EfficientAT DyMN"
 _RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 _PAPER = "https://arxiv.org/abs/2310.15648"
 _CITATION = """@article{schmid2024dynamic,
@@ -476,14 +478,14 @@ def _weight(
     if imagenet:
         backbone_kwargs["temperature"] = _IMAGENET_TEMPERATURE
     head = _mlp_head(arch)
-    if imagenet:
+    if imagenet:  # untrained 527-way classifier: no label set, so the class count is given
         head["num_classes"] = 527
     return PretrainedCfg(
         arch=arch,
         tag=tag,
         url=_RELEASE + filename,
         converter="dymn",
-        frontend=_frontend(),
+        frontend=_efficientat_frontend(),  # the mn tags' 32 kHz STFT mel, 128 bins, 10 ms hop
         backbone_kwargs=backbone_kwargs,
         head=head,
         label_set=None if imagenet else "audioset",
@@ -563,16 +565,16 @@ _WEIGHTS: dict[str, list[PretrainedCfg]] = {
 # Registration: one builder per width; ``kwargs`` are DyMN's other arguments.
 
 
-@register_backbone("dymn04", weights=_WEIGHTS["dymn04"], default_tag="as", family="DyMN")
+@register_backbone("dymn04", weights=_WEIGHTS["dymn04"], default_tag="as", family=FAMILY)
 def dymn04(**kwargs: Any) -> DyMN:
     return DyMN(width_mult=WIDTHS["dymn04"], **kwargs)
 
 
-@register_backbone("dymn10", weights=_WEIGHTS["dymn10"], default_tag="as", family="DyMN")
+@register_backbone("dymn10", weights=_WEIGHTS["dymn10"], default_tag="as", family=FAMILY)
 def dymn10(**kwargs: Any) -> DyMN:
     return DyMN(width_mult=WIDTHS["dymn10"], **kwargs)
 
 
-@register_backbone("dymn20", weights=_WEIGHTS["dymn20"], default_tag="as", family="DyMN")
+@register_backbone("dymn20", weights=_WEIGHTS["dymn20"], default_tag="as", family=FAMILY)
 def dymn20(**kwargs: Any) -> DyMN:
     return DyMN(width_mult=WIDTHS["dymn20"], **kwargs)

@@ -119,10 +119,25 @@ DYMN = register_converter(
             ),
             # DyReLU-B constants: layers.3.depth_act.lambdas -> checked and dropped
             Rule(r"layers\.\d+\.depth_act\.(lambdas|init_v)", None, _dyrelu_constant),
-            # the rest of a block, same names: layers.3.context_gen.conv_f.bias
-            #   -> backbone.blocks.3.context_gen.conv_f.bias, layers.0.block.1.0.weight (static)
-            #   -> backbone.blocks.0.block.1.0.weight, layers.3.exp_conv.weight (unflattened)
-            Rule(r"layers\.(\d+\..+)", r"backbone.blocks.\1"),
+            # dynamic-conv kernels (unflattened by prepare): layers.3.exp_conv.weight
+            #   -> backbone.blocks.3.exp_conv.weight
+            Rule(
+                r"layers\.(\d+)\.((?:exp|depth|proj)_conv)\.weight", r"backbone.blocks.\1.\2.weight"
+            ),
+            # context generator: layers.3.context_gen.joint_norm.running_mean
+            #   -> backbone.blocks.3.context_gen.joint_norm.running_mean
+            Rule(
+                rf"layers\.(\d+)\.context_gen\.(joint_conv\.weight|joint_norm\.{_BN}|conv_[ft]\.(?:weight|bias))",
+                r"backbone.blocks.\1.context_gen.\2",
+            ),
+            # BatchNorms after the convs: layers.3.proj_norm.bias -> backbone.blocks.3.proj_norm.bias
+            Rule(rf"layers\.(\d+)\.((?:exp|depth|proj)_norm)\.{_BN}", r"backbone.blocks.\1.\2.\3"),
+            # static MobileNetV3 blocks of replace_se: layers.0.block.1.0.weight
+            #   -> backbone.blocks.0.block.1.0.weight (conv), layers.0.block.1.1.bias (BatchNorm)
+            Rule(
+                rf"layers\.(\d+)\.block\.(\d+)\.(0\.weight|1\.{_BN})",
+                r"backbone.blocks.\1.block.\2.\3",
+            ),
             # mlp head: classifier.2.weight -> head.fc1.weight (Linear lastconv -> last_channel)
             Rule(r"classifier\.2\.(weight|bias)", r"head.fc1.\1"),
             # mlp head: classifier.5.bias -> head.fc2.bias (Linear last_channel -> classes)
