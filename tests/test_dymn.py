@@ -471,3 +471,12 @@ def test_mobilenet_checkpoint_is_refused():
     mn = {"features.0.0.weight": torch.zeros(8, 1, 3, 3), "classifier.2.bias": torch.zeros(3)}
     with pytest.raises(CheckpointError, match=re.escape("features.0.0.weight")):
         converters.get("dymn")(mn)
+
+
+@pytest.mark.parametrize(("arch", "macs"), [("dymn04", 0.12), ("dymn10", 0.58), ("dymn20", 2.2)])
+def test_macs_match_upstream_readme(arch, macs):
+    """Upstream's README: 0.12 / 0.58 / 2.2 GMACs for a 10 s clip (DeepSpeed profiler)."""
+    from audiozoo.stats import count_macs
+
+    model = audiozoo.create(arch, pretrained=False)
+    assert round(count_macs(model, seconds=10) / 1e9, 2 if macs < 1 else 1) == macs

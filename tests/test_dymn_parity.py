@@ -82,10 +82,12 @@ def test_create_end_to_end_matches_upstream(fixture):
     assert not model.training and model.sample_rate == 32000
     with torch.no_grad():
         mel = model.frontend(ref["waveform"])
+        grid = model.backbone(mel).grid
         logits = model(ref["waveform"])
         embedding = model.embed(ref["waveform"])
     assert mel.shape == (2, 1, *ref["mel"].shape[1:])
     assert (mel[:, 0] - ref["mel"]).abs().max().item() < 1e-4
+    assert rel_err(grid, ref["feature_map"]) < 1e-3
     assert rel_err(logits, ref["logits"]) < 1e-3
     assert rel_err(embedding, ref["embedding"]) < 1e-3
 

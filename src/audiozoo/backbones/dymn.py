@@ -177,6 +177,9 @@ class DyReLU(nn.Module):
         num_pieces: M (2 in DyMN).
     """
 
+    scale: torch.Tensor
+    offset: torch.Tensor
+
     def __init__(self, channels: int, context_dim: int, num_pieces: int = 2) -> None:
         super().__init__()
         self.channels, self.num_pieces = channels, num_pieces
@@ -262,7 +265,7 @@ class DyBlock(nn.Module):
         relu_pieces: int = 2,
     ) -> None:
         super().__init__()
-        dyn = {"num_kernels": num_kernels, "temperature": temperature}
+        dyn: dict[str, Any] = {"num_kernels": num_kernels, "temperature": temperature}
         self.context_gen = ContextGen(cfg.in_channels, context_dim, cfg.expanded, cfg.stride)
         self.exp_conv: DynamicConv | None = None
         if cfg.expanded != cfg.in_channels:
