@@ -282,3 +282,149 @@ class ATSTFrame(Backbone):
         """Patch embedding with the positional table, each block, the final norm."""
         embed = ParamStage({"patch_embed": self.patch_embed}, {"pos_embed": self.pos_embed})
         return [embed, *self.blocks, self.norm]
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight table: the three ATST-F stages of the PretrainedSED release v0.0.1 (GitHub release
+# assets, PretrainedSED's file format). Code MIT (audiossl and PretrainedSED); the checkpoints are
+# released under CC BY 4.0. ``ssl`` is audiossl's own self-supervised ATST-Frame base
+# (``atstframe_base``; audiossl links it only on Google Drive), ``as_weak`` audiossl's fine-tuning
+# on AudioSet-2M weak labels, ``as_strong`` PretrainedSED's AudioSet-Strong student.
+
+_RELEASE = "https://github.com/fschmid56/PretrainedSED/releases/download/v0.0.1/"
+_CITATION_ATST = """@article{li2024atst,
+  author  = {Xian Li and Nian Shao and Xiaofei Li},
+  title   = {Self-Supervised Audio Teacher-Student Transformer for Both Clip-Level and
+             Frame-Level Tasks},
+  journal = {IEEE/ACM Transactions on Audio, Speech, and Language Processing},
+  volume  = {32},
+  pages   = {1336--1351},
+  year    = {2024},
+}"""
+_CITATION_SED = """@inproceedings{schmid2025effective,
+  author    = {Florian Schmid and Tobias Morocutti and Francesco Foscarin and Jan Schl{\\"u}ter
+               and Paul Primus and Gerhard Widmer},
+  title     = {Effective Pre-Training of Audio Transformers for Sound Event Detection},
+  booktitle = {IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)},
+  year      = {2025},
+}"""
+_LICENSE = "CC-BY-4.0"
+_AUDIOSSL_NOTE = (
+    "Frontend: PretrainedSED's, which clamps the dB spectrogram to [-50, 80] before the min-max "
+    "scaling; audiossl's own pipeline has no clamp (pass frontend={'clamp_min': None, "
+    "'clamp_max': None} to reproduce it). The dB floor (top_db 80) is taken per clip; "
+    "torchaudio's AmplitudeToDB, used upstream, takes it over the whole batch."
+)
+# PretrainedSED README, DESED in the DCASE 2023 baseline setup (PSDS1, mean of 3 runs)
+_DESED = "desed_psds1"
+
+
+def _cfg(
+    tag: str,
+    file: str,
+    *,
+    head: dict[str, Any],
+    converter: str,
+    label_set: str | None,
+    metrics: dict[str, float],
+    notes: str,
+    citation: str,
+) -> PretrainedCfg:
+    return PretrainedCfg(
+        arch="atst_frame",
+        tag=tag,
+        url=_RELEASE + file,
+        converter=converter,
+        frontend=FRONTEND,
+        head=head,
+        label_set=label_set,
+        license=_LICENSE,
+        citation=citation,
+        paper="https://arxiv.org/abs/2306.04186",
+        metrics=metrics,
+        notes=f"{notes} {_AUDIOSSL_NOTE}",
+    )
+
+
+ATST_FRAME_WEIGHTS = [
+    _cfg(
+        "as_strong",
+        "ATST-F_strong_1.pt",
+        head={"name": "sed"},
+        converter="atst_frame_sed",
+        label_set="audioset_strong",
+        metrics={"audioset_strong_psds1": 0.458, _DESED: 0.504},
+        citation=f"{_CITATION_SED}\n\n{_CITATION_ATST}",
+        notes=(
+            "PretrainedSED's AudioSet-Strong student (ensemble knowledge distillation, no RNN): "
+            "per-frame logits for the 447 AudioSet-Strong classes every 40 ms; "
+            "AudioSet-Strong PSDS1 45.8 (mean of 3 runs, PretrainedSED README)."
+        ),
+    ),
+    _cfg(
+        "as_weak",
+        "ATST-F_weak.pt",
+        head={"name": "identity"},
+        converter="atst_frame",
+        label_set=None,
+        metrics={_DESED: 0.471},
+        citation=f"{_CITATION_ATST}\n\n{_CITATION_SED}",
+        notes=(
+            "ATST-Frame fine-tuned on AudioSet (weak labels) by the audiossl authors, the starting "
+            "point of PretrainedSED's AudioSet-Strong training; an encoder (the checkpoint's "
+            "heads, if any, are not loaded)."
+        ),
+    ),
+    _cfg(
+        "ssl",
+        "ATST-F_ssl.pt",
+        head={"name": "identity"},
+        converter="atst_frame",
+        label_set=None,
+        metrics={_DESED: 0.427},
+        citation=f"{_CITATION_ATST}\n\n{_CITATION_SED}",
+        notes=(
+            "The self-supervised ATST-Frame base model of audiossl (atstframe_base, trained on "
+            "AudioSet without labels), as re-released by PretrainedSED; an encoder. audiossl's "
+            "own Lightning checkpoint (Google Drive only) loads with pretrained=PATH too."
+        ),
+    ),
+]
+
+_SMALL_CFG = PretrainedCfg(
+    arch="atst_frame_small",
+    converter="atst_frame",
+    frontend=FRONTEND,
+    head={"name": "identity"},
+    license=_LICENSE,
+    citation=_CITATION_ATST,
+    paper="https://arxiv.org/abs/2306.04186",
+    notes=(
+        "audiossl's self-supervised ATST-Frame small (width 384, 6 heads). Its checkpoint "
+        "(atstframe_small.ckpt) is published only as a Google Drive link in audiossl's README "
+        "(https://drive.google.com/file/d/1xZoOTuxV415icYONYbeFQzgrmJQf4a4B), so there is no "
+        "tag: download it and pass pretrained=PATH. " + _AUDIOSSL_NOTE
+    ),
+)
+
+_TEST_KWARGS = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration.
+
+
+@register_backbone(
+    "atst_frame", weights=ATST_FRAME_WEIGHTS, family="ATST-Frame", test_kwargs=_TEST_KWARGS
+)
+def atst_frame(**kwargs: Any) -> ATSTFrame:
+    """ATST-Frame base: 12 blocks, width 768, 12 heads; 40 ms frames."""
+    return ATSTFrame(**kwargs)
+
+
+@register_backbone(
+    "atst_frame_small", default_cfg=_SMALL_CFG, family="ATST-Frame", test_kwargs=_TEST_KWARGS
+)
+def atst_frame_small(**kwargs: Any) -> ATSTFrame:
+    """ATST-Frame small: 12 blocks, width 384, 6 heads; 40 ms frames."""
+    return ATSTFrame(**{"embed_dim": 384, "num_heads": 6, **kwargs})
