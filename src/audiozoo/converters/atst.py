@@ -45,9 +45,11 @@ _ENCODER_RULES = (
     Rule(rf"{_ENC}pos_embed", "backbone.pos_embed", _drop_class_slot),
     # model.atst.patch_embed.patch_embed.weight (D, 256) -> backbone.patch_embed.weight
     Rule(rf"{_ENC}patch_embed\.patch_embed\.{_P}", r"backbone.patch_embed.\1"),
-    # model.atst.blocks.0.attn.qkv.weight -> backbone.blocks.0.attn.qkv.weight
+    # model.atst.blocks.0.attn.qkv.weight -> backbone.blocks.0.attn.qkv.weight (ATST's qkv has
+    # no bias: a qkv bias is no ATST-Frame checkpoint and stays unmatched)
     Rule(
-        rf"{_ENC}(blocks\.\d+\.(?:norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.{_P})",
+        rf"{_ENC}(blocks\.\d+\.(?:(?:norm1|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.{_P}"
+        r"|attn\.qkv\.weight))",
         r"backbone.\1",
     ),
     # model.atst.norm_frame.weight -> backbone.norm.weight
