@@ -364,7 +364,7 @@ ATST_FRAME_WEIGHTS = [
     _cfg(
         "as_weak",
         "ATST-F_weak.pt",
-        head={"name": "identity"},
+        head={"name": "identity", "num_classes": None},
         converter="atst_frame",
         label_set=None,
         metrics={_DESED: 0.471},
@@ -378,7 +378,7 @@ ATST_FRAME_WEIGHTS = [
     _cfg(
         "ssl",
         "ATST-F_ssl.pt",
-        head={"name": "identity"},
+        head={"name": "identity", "num_classes": None},
         converter="atst_frame",
         label_set=None,
         metrics={_DESED: 0.427},
@@ -395,7 +395,7 @@ _SMALL_CFG = PretrainedCfg(
     arch="atst_frame_small",
     converter="atst_frame",
     frontend=FRONTEND,
-    head={"name": "identity"},
+    head={"name": "identity", "num_classes": None},
     license=_LICENSE,
     citation=_CITATION_ATST,
     paper="https://arxiv.org/abs/2306.04186",
