@@ -268,7 +268,11 @@ def test_converter_reads_audiossl_lightning_checkpoints():
     ckpt = {
         "epoch": 12,
         "hyper_parameters": {"arch": "base"},
-        "state_dict": {**{f"model.teacher.encoder.{k}": v for k, v in enc.items()}, **student, **mlps},
+        "state_dict": {
+            **{f"model.teacher.encoder.{k}": v for k, v in enc.items()},
+            **student,
+            **mlps,
+        },
     }
     _assert_same(ATST_FRAME(ckpt), _expected_native(enc))  # the teacher, not the student
     _assert_same(ATST_FRAME(enc), _expected_native(enc))  # a bare FrameAST state dict
@@ -276,7 +280,7 @@ def test_converter_reads_audiossl_lightning_checkpoints():
 
 def test_converter_rejects_unknown_keys():
     enc = {f"model.atst.{k}": v for k, v in _upstream_encoder().items()}
-    with pytest.raises(CheckpointError, match="model.atst.blocks.0.attn.qkv.bias"):
+    with pytest.raises(CheckpointError, match=r"model\.atst\.blocks\.0\.attn\.qkv\.bias"):
         ATST_FRAME({**enc, "model.atst.blocks.0.attn.qkv.bias": torch.zeros(24)})
     with pytest.raises(CheckpointError, match="seq_model"):
         ATST_FRAME_SED({**enc, "seq_model.rnn.weight_ih_l0": torch.zeros(3, 8)})

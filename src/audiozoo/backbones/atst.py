@@ -213,7 +213,9 @@ class ATSTFrame(Backbone):
         n_tok = c // p  # tokens per chunk (the last chunk may have fewer valid ones)
 
         # Per-chunk valid frames (B, n_chunks): the clip's length minus what earlier chunks hold.
-        valid = torch.full((b,), t, device=spec.device) if lengths is None else lengths.to(spec.device)
+        valid = (
+            torch.full((b,), t, device=spec.device) if lengths is None else lengths.to(spec.device)
+        )
         starts = torch.arange(n_chunks, device=spec.device) * c
         chunk_valid = (valid[:, None] - starts[None]).clamp(0, c)
         tokens_valid = (chunk_valid // p).reshape(-1)  # (B * n_chunks,)
