@@ -326,3 +326,11 @@ def test_create_linear_head_fine_tunes_frozen():
     assert model(torch.randn(2, 16000)).shape == (2, 10)
     assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in before.items())
     assert all(not p.requires_grad for p in model.backbone.parameters())
+
+
+def test_as_strong_frame_logits_every_40_ms():
+    model = audiozoo.create("atst_frame.as_strong", pretrained=False, **SMALL)
+    assert model.labels is not None and len(model.labels) == 447
+    assert model.frame_hop == pytest.approx(0.04)
+    assert model(torch.randn(2, 160000)).shape == (2, 250, 447)
+    assert model(torch.randn(1, 368000)).shape == (1, 575, 447)  # 10 s windows, cut to 23 s
