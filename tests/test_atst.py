@@ -334,3 +334,18 @@ def test_as_strong_frame_logits_every_40_ms():
     assert model.frame_hop == pytest.approx(0.04)
     assert model(torch.randn(2, 160000)).shape == (2, 250, 447)
     assert model(torch.randn(1, 368000)).shape == (1, 575, 447)  # 10 s windows, cut to 23 s
+
+
+def test_mel_clamp_options_round_trip():
+    from audiozoo.frontends import MelSpectrogram
+
+    kwargs = {k: v for k, v in FRONTEND.items() if k not in ("name", "mean", "std")}
+    fe = MelSpectrogram(**kwargs).eval()
+    loud = torch.rand(1, 16000) * 2000 - 1000  # far above 80 dB
+    quiet = torch.rand(1, 16000) * 2e-4 - 1e-4  # far below -50 dB
+    assert fe(loud).max() == 80.0 and fe(quiet).min() == -50.0
+    unclamped = MelSpectrogram(**{**kwargs, "clamp_min": None, "clamp_max": None}).eval()
+    torch.testing.assert_close(fe(loud), unclamped(loud).clamp(-50, 80))
+    assert MelSpectrogram(**fe.config()).config() == fe.config()
+    with pytest.raises(ValueError, match="clamp_min"):
+        MelSpectrogram(log="db", clamp_min=10.0, clamp_max=0.0)
