@@ -27,7 +27,7 @@ from .cases import Settings, frontend_cases, missing, model_cases
 
 __all__ = ["main"]
 
-GROUPS = ("frontends", "passt", "ast", "mn10", "train", "startup")
+GROUPS = ("frontends", "passt", "ast", "ced", "dasheng", "mn10", "train", "startup")
 REPO = Path(__file__).resolve().parent.parent
 
 
