@@ -14,10 +14,23 @@ backbone's ``min_frames`` / ``max_frames`` / ``time_stride``:
   output frames lie on one global time grid. The last window is zero-padded at the end. All
   windows of all clips go through frontend and backbone as one batch.
 
+Heads that were trained on fixed windows (the PretrainedSED head, ``heads/sed.py``) declare them
+instead, and :func:`plan_fixed_windows` plans those, for every backbone:
+
+- **fixed windows** of exactly ``window_seconds`` (head attribute): every clip, however short, is
+  zero-padded to whole windows, and long clips are cut into consecutive windows, the last one
+  zero-padded; by default they do not overlap (``window_overlap`` 0), as upstream's
+  ``inference.py`` cuts audio into 10 s chunks. The head runs on each window;
+- with ``seq_len`` (head attribute) every window yields exactly that many output frames (the head
+  resamples the backbone's frames), so the output frame hop is ``window / seq_len`` samples
+  (10 s / 250 = 40 ms) for any backbone.
+
 Window outputs are merged by :func:`average` (clip outputs: plain mean over a clip's windows) and
 :func:`stitch` (frame outputs: each global frame ``t`` — ``t * frame_hop`` seconds — is taken from
 the window in which it lies closest to the centre, so no frame comes from a window edge; a tie
-goes to the earlier window).
+goes to the earlier window; without overlap, that is plain concatenation). Frame outputs are cut
+to ``ceil(num_samples / frame_hop)`` frames: a 23 s clip on 40 ms frames gives 575, a 3.3 s clip
+(one padded 10 s window) 83.
 """
 
 from __future__ import annotations
@@ -28,10 +41,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._errors import RegistryError
 from .backbones.base import Backbone
 from .frontends.base import Frontend
 
-__all__ = ["WindowPlan", "average", "plan_windows", "split", "stitch"]
+__all__ = [
+    "WindowPlan",
+    "average",
+    "plan_fixed_windows",
+    "plan_windows",
+    "split",
+    "stitch",
+    "stitch_frames",
+]
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,66 @@ def plan_windows(frontend: Frontend, backbone: Backbone, num_samples: int) -> Wi
     return WindowPlan(num_samples, window, step, count, frame_hop, frames, out_frames)
 
 
+def plan_fixed_windows(
+    frontend: Frontend,
+    backbone: Backbone,
+    num_samples: int,
+    *,
+    window: int,
+    frames_per_window: int | None = None,
+    overlap: float = 0.0,
+) -> WindowPlan:
+    """Plan fixed windows of ``window`` samples (see the module docstring).
+
+    Args:
+        frontend, backbone: the model's parts (the window must fit the backbone).
+        num_samples: real samples per clip.
+        window: samples per window; every clip is padded to whole windows.
+        frames_per_window: output frames per window when the head resamples to a fixed count
+            (``seq_len``); None: the backbone's frames, ``hop_length * time_stride`` apart.
+        overlap: fraction of a window shared with the next one, in [0, 1); the step is rounded
+            to whole output frames.
+
+    Raises:
+        RegistryError: when the window does not fit the backbone or does not divide into
+            ``frames_per_window`` frames of whole samples.
+    """
+    if not 0.0 <= overlap < 1.0:
+        raise RegistryError(f"window overlap must be in [0, 1), got {overlap}")
+    shortest = min_samples(frontend, backbone)
+    if window < shortest:
+        raise RegistryError(
+            f"fixed windows of {window} samples are shorter than the {shortest} samples the "
+            "backbone needs"
+        )
+    spec_frames = frontend.num_frames(window)
+    if backbone.max_frames is not None and spec_frames > backbone.max_frames:
+        raise RegistryError(
+            f"fixed windows of {window / frontend.sample_rate:g} s give {spec_frames} "
+            f"spectrogram frames, but the backbone accepts at most {backbone.max_frames}; use a "
+            "head with shorter windows (window_seconds)"
+        )
+    if frames_per_window is None:
+        frame_hop = frontend.hop_length * backbone.time_stride
+        frames = backbone.num_output_frames(spec_frames)
+    else:
+        if window % frames_per_window:
+            raise RegistryError(
+                f"a window of {window} samples does not divide into {frames_per_window} frames"
+            )
+        frame_hop, frames = window // frames_per_window, frames_per_window
+    # Window starts on the output frame grid: without overlap the largest multiple of the frame
+    # hop that fits (the window itself when it divides into frames), else the nearest one.
+    if overlap:
+        step = max(frame_hop, round(window * (1.0 - overlap) / frame_hop) * frame_hop)
+    else:
+        step = max(frame_hop, window // frame_hop * frame_hop)
+    count = 1 + max(0, math.ceil((num_samples - window) / step))
+    wanted = max(1, math.ceil(num_samples / frame_hop))
+    out_frames = min(wanted, (count - 1) * (step // frame_hop) + frames)
+    return WindowPlan(num_samples, window, step, count, frame_hop, frames, out_frames)
+
+
 def split(waveform: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
     """(B, N) → (B * count, length): zero-pad at the end and cut into the plan's windows."""
     total = (plan.count - 1) * plan.step + plan.length
@@ -159,3 +241,9 @@ def stitch(grid: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
     c, f = grid.shape[1], grid.shape[2]
     flat = grid.reshape(b, plan.count, c, f, per_window).permute(0, 2, 3, 1, 4)
     return flat.reshape(b, c, f, plan.count * per_window).index_select(-1, index)
+
+
+def stitch_frames(frames: torch.Tensor, plan: WindowPlan) -> torch.Tensor:
+    """:func:`stitch` for per-window frame outputs: (B * count, T'w, K) -> (B, out_frames, K)."""
+    grid = frames.transpose(1, 2).unsqueeze(2)  # (B * count, K, 1, T'w)
+    return stitch(grid, plan).squeeze(2).transpose(1, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -19,7 +19,19 @@ from .frontends.base import Frontend
 from .heads.base import Head
 from .pretrained import PretrainedCfg
 
-__all__ = ["AudioModel"]
+__all__ = ["AudioModel", "FrameClipLogits"]
+
+
+class FrameClipLogits(NamedTuple):
+    """Frame and clip outputs of one pass (:meth:`AudioModel.frame_and_clip_logits`).
+
+    Attributes:
+        frames: (B, T', K) frame logits, :attr:`AudioModel.frame_hop` seconds apart.
+        clip: (B, K_clip) clip logits (PretrainedSED's weak head).
+    """
+
+    frames: torch.Tensor
+    clip: torch.Tensor
 
 
 class AudioModel(nn.Module):
@@ -27,7 +39,14 @@ class AudioModel(nn.Module):
 
     Build it with :func:`audiozoo.create`. ``model(waveform)`` returns one tensor: (B, K) clip
     logits for clip heads, (B, T', K) frame logits for frame heads, (B, C) embeddings for the
-    identity head. A single clip (N,) gives outputs without the batch axis.
+    identity head. A single clip (N,) gives outputs without the batch axis. Heads with a clip
+    output next to their frames (the ``sed`` head's weak logits) give it through
+    :meth:`clip_logits`, both at once through :meth:`frame_and_clip_logits`.
+
+    A head can declare the fixed windows it was trained on (``window_seconds``, optionally
+    ``seq_len`` frames per window and ``window_overlap``; the ``sed`` head: 10 s, 250 frames, no
+    overlap). The model then cuts every clip into such windows, zero-padding the last one, runs
+    the head on each window and concatenates the frame outputs (``_windows.plan_fixed_windows``).
 
     Attributes:
         frontend: waveform (B, N) → spectrogram (B, 1, F, T).
@@ -67,7 +86,11 @@ class AudioModel(nn.Module):
 
     @property
     def frame_hop(self) -> float:
-        """Seconds between consecutive output frames of frame heads and ``embed(frames=True)``."""
+        """Seconds between consecutive output frames of frame heads and ``embed(frames=True)``
+        (a head with fixed windows of ``seq_len`` frames: ``window_seconds / seq_len``)."""
+        fixed = self._fixed_windows()
+        if fixed is not None and fixed[1] is not None:
+            return fixed[0] / fixed[1] / self.frontend.sample_rate
         return self.frontend.hop_length * self.backbone.time_stride / self.frontend.sample_rate
 
     @property
@@ -91,6 +114,7 @@ class AudioModel(nn.Module):
         the model accepts; on backbones with a maximum input length (PaSST, AST) longer clips run
         in overlapping windows (see ``docs/guides/long-and-short-audio.md``): clip heads run on
         every window and their outputs are averaged, frame heads run once on the stitched frames.
+        A head with fixed windows (``sed``) runs on each window; its frames are concatenated.
 
         Args:
             waveform: (B, N), (N,) or (B, C, N) audio (tensor, numpy array or list; validated by
@@ -104,11 +128,63 @@ class AudioModel(nn.Module):
         """
         wave, unbatched = self._prepare(waveform, sample_rate)
         feats, plan = self._encode(wave)
-        if getattr(self.head, "output", "clip") == "frame":
+        frame_head = getattr(self.head, "output", "clip") == "frame"
+        if frame_head and self._fixed_windows() is not None:  # per window, then concatenated
+            out = _windows.stitch_frames(self.head(feats), plan)
+        elif frame_head:
             out = self.head(self._merge(feats, plan))
         else:  # clip heads, embedding heads and plain modules: per window, then the mean
             out = _windows.average(self.head(feats), plan)
         return out[0] if unbatched else out
+
+    def clip_logits(self, waveform: Any, sample_rate: int | None = None) -> torch.Tensor:
+        """Clip-level logits (B, K) of audio of any length (same input handling as
+        :meth:`forward`).
+
+        For heads with a clip output next to their frame output (the ``sed`` head: PretrainedSED's
+        weak head on the time mean of each window) this is that output, averaged over the windows;
+        for clip heads it equals :meth:`forward`.
+
+        Raises:
+            TypeError: for frame heads without a clip output (``frame``, ``rnn``).
+        """
+        wave, unbatched = self._prepare(waveform, sample_rate)
+        feats, plan = self._encode(wave)
+        out = self._clip(feats, plan)
+        return out[0] if unbatched else out
+
+    def frame_and_clip_logits(
+        self, waveform: Any, sample_rate: int | None = None
+    ) -> FrameClipLogits:
+        """:meth:`forward`'s frame logits (B, T', K) and :meth:`clip_logits` (B, K) from one
+        pass through frontend and backbone (heads with a clip output: ``sed``)."""
+        if getattr(self.head, "output", "clip") != "frame":
+            raise TypeError(
+                f"frame_and_clip_logits needs a frame head with a clip output (such as 'sed'), "
+                f"not {type(self.head).__name__}; use model(wave) or model.clip_logits(wave)"
+            )
+        wave, unbatched = self._prepare(waveform, sample_rate)
+        feats, plan = self._encode(wave)
+        clip = self._clip(feats, plan)
+        if self._fixed_windows() is not None:
+            frames = _windows.stitch_frames(self.head(feats), plan)
+        else:
+            frames = self.head(self._merge(feats, plan))
+        return FrameClipLogits(frames[0], clip[0]) if unbatched else FrameClipLogits(frames, clip)
+
+    def _clip(self, feats: Features, plan: _windows.WindowPlan) -> torch.Tensor:
+        head = self.head
+        clip = getattr(head, "clip", None)
+        if callable(clip):
+            if self._fixed_windows() is not None:
+                return _windows.average(clip(feats), plan)
+            return clip(self._merge(feats, plan))
+        if getattr(head, "output", "clip") == "clip":
+            return _windows.average(head(feats), plan)
+        raise TypeError(
+            f"{type(head).__name__} has no clip output ({getattr(head, 'output', '?')} head); "
+            "clip_logits needs a clip head or a frame head with one (such as 'sed')"
+        )
 
     def embed(
         self, waveform: Any, *, frames: bool = False, sample_rate: int | None = None
@@ -117,7 +193,9 @@ class AudioModel(nn.Module):
 
         Returns:
             (B, C) clip embedding (the mean of the window embeddings for windowed audio), or with
-            ``frames=True`` (B, T', C) frame embeddings :attr:`frame_hop` seconds apart.
+            ``frames=True`` (B, T', C) frame embeddings :attr:`frame_hop` seconds apart (for a
+            head with fixed windows: the frames the head reads, e.g. the ``sed`` head's sequence
+            resampled to 250 frames per 10 s).
         """
         wave, unbatched = self._prepare(waveform, sample_rate)
         feats, plan = self._encode(wave)
@@ -135,20 +213,51 @@ class AudioModel(nn.Module):
             frames (stitched over windows for long audio, cut to the real duration for padded
             short clips), the token (transformers) is the mean over windows. This is what frame
             heads see; clip heads in :meth:`forward` see each window's own features instead.
+            For a head with fixed windows the grid is (B, C, 1, T'): the frames the head reads
+            (its ``sequence()``, e.g. resampled to ``seq_len`` per window), concatenated.
         """
         return self._merge(*self._encode(waveform))
 
+    def _fixed_windows(self) -> tuple[int, int | None, float] | None:
+        """(window samples, frames per window or None, overlap) when the head declares fixed
+        windows (``window_seconds``), else None."""
+        seconds = getattr(self.head, "window_seconds", None)
+        if seconds is None:
+            return None
+        frames = getattr(self.head, "seq_len", None)
+        overlap = float(getattr(self.head, "window_overlap", 0.0))
+        return round(seconds * self.frontend.sample_rate), frames, overlap
+
+    def _plan(self, num_samples: int) -> _windows.WindowPlan:
+        fixed = self._fixed_windows()
+        if fixed is None:
+            return _windows.plan_windows(self.frontend, self.backbone, num_samples)
+        window, frames, overlap = fixed
+        return _windows.plan_fixed_windows(
+            self.frontend,
+            self.backbone,
+            num_samples,
+            window=window,
+            frames_per_window=frames,
+            overlap=overlap,
+        )
+
     def _encode(self, wave: torch.Tensor) -> tuple[Features, _windows.WindowPlan]:
         """Pad or cut (B, N) into windows and run frontend + backbone on all windows at once."""
-        plan = _windows.plan_windows(self.frontend, self.backbone, wave.shape[-1])
+        plan = self._plan(wave.shape[-1])
         with self._no_grad_if_frozen():
             spec = self.frontend(_windows.split(wave, plan))
             feats = self.backbone(spec)
         return feats, plan
 
-    @staticmethod
-    def _merge(feats: Features, plan: _windows.WindowPlan) -> Features:
+    def _merge(self, feats: Features, plan: _windows.WindowPlan) -> Features:
+        """Per-window features -> one Features per clip (stitched grid, averaged token)."""
         token = None if feats.token is None else _windows.average(feats.token, plan)
+        if self._fixed_windows() is not None:
+            sequence = getattr(self.head, "sequence", None)
+            frames = sequence(feats) if callable(sequence) else feats.frames()  # (B*n, T'w, C)
+            grid = _windows.stitch_frames(frames, plan).transpose(1, 2).unsqueeze(2)
+            return Features(grid=grid, token=token)
         # a backbone's own chunks (CED) only exist when AudioModel did not window the clip
         chunks = feats.chunk_tokens if plan.count == 1 else None
         return Features(grid=_windows.stitch(feats.grid, plan), token=token, chunk_tokens=chunks)

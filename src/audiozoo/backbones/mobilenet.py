@@ -91,7 +91,7 @@ class ConvNormAct(nn.Sequential):
         in_channels: int,
         out_channels: int,
         kernel_size: int,
-        stride: int = 1,
+        stride: int | tuple[int, int] = 1,
         groups: int = 1,
         dilation: int = 1,
         activation: type[nn.Module] | None = nn.Hardswish,
@@ -199,7 +199,8 @@ class BlockCfg:
         in_channels, kernel, expanded, out_channels: channel sizes and depthwise kernel.
         use_se: whether the block has squeeze-excitation.
         hardswish: Hardswish activations (else ReLU).
-        stride: stride of the depthwise conv (1 when ``dilation > 1``).
+        stride: stride of the depthwise conv (1 when ``dilation > 1``); a (frequency, time)
+            pair for per-axis strides (PretrainedSED's frame_mn).
         dilation: dilation of the depthwise conv.
     """
 
@@ -209,7 +210,7 @@ class BlockCfg:
     out_channels: int
     use_se: bool
     hardswish: bool
-    stride: int
+    stride: int | tuple[int, int]
     dilation: int
 
 
@@ -250,7 +251,8 @@ class InvertedResidual(nn.Module):
             layers.append(ConcurrentSE(cfg.expanded, freq, time, se_dims, se_agg, se_r))
         layers.append(ConvNormAct(cfg.expanded, cfg.out_channels, 1, activation=None))
         self.block = nn.Sequential(*layers)
-        self.use_residual = cfg.stride == 1 and cfg.in_channels == cfg.out_channels
+        strides = cfg.stride if isinstance(cfg.stride, tuple) else (cfg.stride,)
+        self.use_residual = all(s == 1 for s in strides) and cfg.in_channels == cfg.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C_in, F, T). Returns: (B, C_out, F', T')."""

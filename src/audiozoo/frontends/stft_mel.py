@@ -1,15 +1,22 @@
-"""The EfficientAT / PaSST log-mel frontend ("AugmentMelSTFT"), registered as ``"stft_mel"``.
+"""The EfficientAT / PaSST / PretrainedSED log-mel frontend ("AugmentMelSTFT"), ``"stft_mel"``.
 
-Pipeline (``reference/upstream-models.md`` §1.3), for a waveform (B, N) at 32 kHz:
+Pipeline (``reference/upstream-models.md`` §1.3 and §5.1), for a waveform (B, N) at 32 kHz:
 
 1. pre-emphasis over the whole clip as a *valid* convolution with kernel [-0.97, 1]:
    ``y[n] = x[n + 1] - 0.97 x[n]`` (N - 1 samples, so 10 s gives 1000 frames, not 1001);
-2. ``torch.stft`` with a symmetric Hann window of ``win_length`` centred in ``n_fft``,
-   ``center=True`` with reflect padding; power spectrum ``re² + im²``;
+2. ``torch.stft`` with a symmetric (``periodic_window=True``: periodic) Hann window of
+   ``win_length`` centred in ``n_fft``, ``center=True`` with reflect padding; power spectrum
+   ``re² + im²``;
 3. Kaldi mel filterbank (:func:`~audiozoo.frontends.filterbanks.kaldi_mel_banks`) between ``fmin``
    and ``fmax`` (default ``sr // 2 - fmax_aug_range // 2`` = 15 kHz), applied band by band
    (:mod:`~audiozoo.frontends.mel_projection`);
-4. ``log(mel + 1e-5)``, then the "fast normalisation" ``(x + 4.5) / 5``.
+4. ``log(mel + 1e-5)`` (``log_mode="clamp"``: ``log(max(mel, log_eps))``), then the "fast
+   normalisation" ``(x + 4.5) / 5``.
+
+PretrainedSED's 16 kHz variant (frame_mn, fPaSST) is ``sample_rate=16000, n_fft=512,
+win_length=400, hop_length=160, log_mode="clamp", log_eps=1e-7`` (fmax then follows as 7 kHz; 10 s
+give 1000 frames), with ``periodic_window=True`` for fPaSST. Its 1e-7 floor makes the quietest
+cells (power below about 1e-5) sensitive to float32 rounding in the FFT.
 
 Training-time augmentation (train mode *and* ``augment=True`` only): the filterbank edges are
 jittered once per batch (``fmin + U{0..fmin_aug_range-1}``,
@@ -30,7 +37,6 @@ from .mel_projection import Block, band_blocks, project_mel
 __all__ = ["StftMel"]
 
 _PREEMPHASIS = 0.97
-_LOG_OFFSET = 1e-5
 _NORM_SHIFT, _NORM_SCALE = 4.5, 5.0
 
 
@@ -57,6 +63,11 @@ class StftMel(Frontend):
         freqm: maximum width of the training frequency mask (0 = none).
         timem: maximum width of the training time mask (0 = none).
         augment: apply the training-time augmentation in train mode.
+        periodic_window: periodic Hann window (``torch.hann_window``'s default, PretrainedSED's
+            fPaSST) instead of the symmetric one (EfficientAT, PaSST, PretrainedSED's frame_mn).
+        log_mode: ``"add"``: ``log(mel + log_eps)`` (EfficientAT, PaSST); ``"clamp"``:
+            ``log(max(mel, log_eps))`` (PretrainedSED).
+        log_eps: the offset or floor of the log.
 
     Attributes:
         generator: optional ``torch.Generator`` used for every random draw of the augmentation
@@ -80,6 +91,9 @@ class StftMel(Frontend):
         freqm: int = 0,
         timem: int = 0,
         augment: bool = False,
+        periodic_window: bool = False,
+        log_mode: str = "add",
+        log_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if not 0 < win_length <= n_fft:
@@ -91,6 +105,10 @@ class StftMel(Frontend):
                 f"fmin_aug_range and fmax_aug_range must be >= 1 (1 = no jitter), got "
                 f"{fmin_aug_range} and {fmax_aug_range}"
             )
+        if log_mode not in ("add", "clamp"):
+            raise ValueError(f"log_mode must be 'add' or 'clamp', got {log_mode!r}")
+        if not log_eps > 0:
+            raise ValueError(f"log_eps must be > 0, got {log_eps}")
         self._init_spec_augment(freqm, timem, augment)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -101,9 +119,12 @@ class StftMel(Frontend):
         self.fmax = float(sample_rate // 2 - fmax_aug_range // 2 if fmax is None else fmax)
         self.fmin_aug_range = fmin_aug_range
         self.fmax_aug_range = fmax_aug_range
+        self.periodic_window = periodic_window
+        self.log_mode = log_mode
+        self.log_eps = float(log_eps)
         self.min_samples = 2  # pre-emphasis needs N - 1 >= 1
         self.register_buffer(
-            "window", torch.hann_window(win_length, periodic=False), persistent=False
+            "window", torch.hann_window(win_length, periodic=periodic_window), persistent=False
         )
         self.register_buffer(
             "mel_bank",
@@ -169,7 +190,9 @@ class StftMel(Frontend):
         power = (squares[..., 0] + squares[..., 1])[..., :num_frames]
         mel = project_mel(bank, power, blocks)  # (n_mels, F) @ (B, F, T) -> (B, n_mels, T)
         # In place where autograd allows (no op saved this tensor): one large buffer fewer.
-        return mel.add_(_LOG_OFFSET).log()
+        if self.log_mode == "clamp":
+            return mel.clamp_min_(self.log_eps).log()
+        return mel.add_(self.log_eps).log()
 
     def _jittered_bank(self) -> torch.Tensor:
         """Filterbank with training-time randomised edges, on the frontend's device."""
