@@ -9,7 +9,8 @@ Pipeline for a waveform (B, N):
    optional Slaney area normalisation);
 3. compression: ``log="log"`` → ``log(x + log_offset)``; ``log="db"`` → ``10 log10(max(x, 1e-10))``
    (``torchaudio.transforms.AmplitudeToDB(stype="power")``), optionally clipped to ``top_db`` below
-   each clip's maximum; ``log=None`` → no compression;
+   each clip's maximum; ``log=None`` → no compression; optionally clamped to
+   ``[clamp_min, clamp_max]`` (ATST-Frame's [-50, 80] dB);
 4. training-time SpecAugment (train mode and ``augment=True`` only; masks hold 0);
 5. optional normalisation ``(x - mean) / std``.
 
@@ -59,6 +60,10 @@ class MelSpectrogram(Frontend):
         log: "log", "db" or None (see the module docstring).
         log_offset: the additive offset of ``log="log"``.
         top_db: with ``log="db"``, clip values more than ``top_db`` below each clip's maximum.
+            torchaudio's ``AmplitudeToDB`` takes that maximum over the whole (B, F, T) batch, so
+            there one clip's floor depends on its batch mates; here every clip is its own.
+        clamp_min: clamp the compressed values from below (None = no lower bound).
+        clamp_max: clamp the compressed values from above (None = no upper bound).
         mean: subtract this after compression (None = no normalisation).
         std: divide by this after subtracting ``mean`` (None = 1).
         freqm: maximum width of the training frequency mask (0 = none).
@@ -86,6 +91,8 @@ class MelSpectrogram(Frontend):
         log: str | None = "log",
         log_offset: float = 1e-5,
         top_db: float | None = None,
+        clamp_min: float | None = None,
+        clamp_max: float | None = None,
         mean: float | None = None,
         std: float | None = None,
         freqm: int = 0,
@@ -109,6 +116,8 @@ class MelSpectrogram(Frontend):
             raise ValueError(f'top_db={top_db} needs log="db" and a value >= 0')
         if std is not None and std <= 0:
             raise ValueError(f"std must be > 0, got {std}")
+        if clamp_min is not None and clamp_max is not None and clamp_min > clamp_max:
+            raise ValueError(f"clamp_min {clamp_min} is larger than clamp_max {clamp_max}")
         self._init_spec_augment(freqm, timem, augment)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -125,6 +134,8 @@ class MelSpectrogram(Frontend):
         self.log = log
         self.log_offset = float(log_offset)
         self.top_db = top_db
+        self.clamp_min = clamp_min
+        self.clamp_max = clamp_max
         self.mean = mean
         self.std = std
         self.min_samples = 1
@@ -169,6 +180,8 @@ class MelSpectrogram(Frontend):
                 if self.top_db is not None:
                     floor = mel.amax(dim=(-2, -1), keepdim=True) - self.top_db  # per clip
                     mel = torch.maximum(mel, floor)
+            if self.clamp_min is not None or self.clamp_max is not None:
+                mel = mel.clamp(self.clamp_min, self.clamp_max)
             mel = self._spec_augment(mel)
             if self.mean is not None:
                 mel = mel - self.mean
