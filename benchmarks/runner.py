@@ -129,10 +129,9 @@ def _prepare_cache(cache: Path, fixtures: Path | None) -> str:
     conversion code: the tag's release URL is redirected (``AUDIOZOO_URL_REWRITE``) to a local
     folder holding the EfficientAT fixture (or, without fixtures, a random checkpoint in native
     keys). Returns the name of the file that was converted."""
-    from audiozoo._hub import load_pretrained_state_dict
-    from audiozoo._registry import backbones
+    import audiozoo
 
-    cfg = backbones.get("mn10").cfg("as")
+    cfg = audiozoo.get_pretrained_cfg("mn10.as")
     assert cfg.url is not None
     folder, filename = cfg.url.rsplit("/", 1)
     mirror = cache / "mirror"
@@ -141,8 +140,6 @@ def _prepare_cache(cache: Path, fixtures: Path | None) -> str:
     if source is not None and source.is_file():
         shutil.copyfile(source, mirror / filename)
     else:
-        import audiozoo
-
         source = cache / "mn10_random.pt"
         torch.save(audiozoo.create("mn10.as", pretrained=False).state_dict(), source)
         shutil.copyfile(source, mirror / filename)
@@ -153,7 +150,7 @@ def _prepare_cache(cache: Path, fixtures: Path | None) -> str:
     saved = {k: os.environ.get(k) for k in rewrite}
     os.environ.update(rewrite)
     try:
-        load_pretrained_state_dict(cfg, cache_dir=cache)
+        audiozoo.create("mn10.as", cache_dir=cache)  # downloads, converts and caches once
     finally:
         for k, v in saved.items():
             if v is None:

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiozoo import _hub
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +33,6 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Every test gets an empty audiozoo cache and no network: nothing leaks between tests."""
     monkeypatch.setenv("AUDIOZOO_CACHE", str(tmp_path_factory.mktemp("azcache")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(_hub, "_probes", {})  # remembered reachability of label hosts
 
 
 @pytest.fixture

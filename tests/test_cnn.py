@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+import audiozoo
 from audiozoo._errors import InvalidAudioError
-from audiozoo._registry import backbones
 from audiozoo.backbones.cnn import CNN
 
 
@@ -74,7 +74,7 @@ def test_stages_partition_the_parameters():
 
 
 def test_registered_without_weights():
-    arch = backbones.get("cnn")
+    arch = audiozoo.get_architecture("cnn")
     assert arch.weights == {} and arch.default_tag is None
     cfg = arch.cfg(None)
     assert cfg.head == {"name": "linear", "num_classes": 10}

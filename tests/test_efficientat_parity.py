@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from torch import nn
 
 import audiozoo
-from audiozoo._registry import backbones, converters
 from audiozoo.backbones.mobilenet import WIDTHS
 from audiozoo.heads import MLPHead
 from tests.conftest import require_fixtures
@@ -48,13 +47,16 @@ def test_backbone_and_head_match_upstream(name):
     """Converter + MobileNetV3 + MLPHead composed by hand, fed upstream's own mel."""
     checkpoint, ref, meta = load_fixture(name)
     arch, tag = model_name(name).split(".")
-    cfg = backbones.get(arch).cfg(tag)
+    cfg = audiozoo.get_architecture(arch).cfg(tag)
     assert float(meta["width"]) == WIDTHS[arch]  # the fixture is the width we think it is
-    assert meta["head_type"] == "mlp" and int(meta["n_mels"]) == cfg.frontend["n_mels"]
-    model = nn.ModuleDict({"backbone": backbones.get(cfg.arch).builder(**cfg.backbone_kwargs)})
-    head_kwargs = {k: v for k, v in cfg.head.items() if k != "name"}
+    n_mels = audiozoo.build_frontend(cfg.frontend).n_mels
+    assert meta["head_type"] == "mlp" and int(meta["n_mels"]) == n_mels
+    model = nn.ModuleDict(
+        {"backbone": audiozoo.get_architecture(cfg.arch).builder(**cfg.backbone_kwargs)}
+    )
+    head_kwargs = {k: v for k, v in cfg.head_config().items() if k != "name"}
     model["head"] = MLPHead(model["backbone"].num_features, **head_kwargs)
-    model.load_state_dict(converters.get(cfg.converter)(checkpoint), strict=True)
+    model.load_state_dict(audiozoo.get_converter(cfg.converter)(checkpoint), strict=True)
     model.eval()
     with torch.no_grad():
         features = model["backbone"](ref["mel"].unsqueeze(1))  # (2, 128, 1000) -> (2, 1, 128, 1000)

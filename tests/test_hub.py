@@ -1,34 +1,33 @@
 """Pretrained weights end to end against a loopback server: download, convert once, cache,
-labels, Hub files through huggingface_hub, failures, offline use, concurrent processes."""
+Hub files through huggingface_hub, failures, offline use, concurrent processes."""
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
-import socket
-import time
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 import audiozoo
-from audiozoo import CheckpointError, PretrainedUnavailableError, _hub
-from audiozoo._hub import cache_root, load_labels, rewrite_url
-from audiozoo._registry import backbones
+from audiozoo import CheckpointError, PretrainedUnavailableError
+from audiozoo.download import cache_root, rewrite_url
 from tests.conftest import require_fixtures
 from tests.hub_server import HubServer
 
 GITHUB = "https://github.com/"
-AUDIOSET_LABEL_REPO = "MIT/ast-finetuned-audioset-10-10-0.4593"
+AUDIOSET = list(audiozoo.get_label_set("audioset").names)
 
 
-def label_config(n: int) -> bytes:
-    """A transformers-style config.json whose id2label holds ``n`` made-up names."""
-    return json.dumps({"id2label": {str(i): f"sound {i}" for i in range(n)}}).encode()
+def replace_tag(monkeypatch: pytest.MonkeyPatch, name: str, **changes) -> audiozoo.PretrainedCfg:
+    """Change the registered configuration of ``arch.tag`` for one test."""
+    arch_name, tag = audiozoo.split_model_name(name)
+    arch = audiozoo.get_architecture(arch_name)
+    cfg = arch.weights[tag].replace(**changes)
+    monkeypatch.setattr(arch, "weights", {**arch.weights, tag: cfg})
+    return cfg
 
 
 @pytest.fixture
@@ -42,13 +41,12 @@ def server(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("AUDIOZOO_DOWNLOAD_BACKOFF", "0.01")
         monkeypatch.setenv("AUDIOZOO_DOWNLOAD_TIMEOUT", "20")
         monkeypatch.setenv("AUDIOZOO_NO_PROGRESS", "1")
-        srv.hub[(AUDIOSET_LABEL_REPO, "config.json")] = label_config(527)
         yield srv
 
 
 def release_path(name: str) -> str:
     """The path of a tag's GitHub release URL, as served under /gh/."""
-    url = backbones.get(name.split(".")[0]).cfg(name.split(".")[1]).url
+    url = audiozoo.get_pretrained_cfg(name).url
     assert url.startswith(GITHUB)
     return url[len(GITHUB) :]
 
@@ -75,16 +73,15 @@ def fixture_bytes(name: str) -> bytes:
 def test_url_download_converts_once_and_second_create_makes_no_request(server, monkeypatch):
     server.files[release_path("mn01.as")] = fixture_bytes("mn01_as.pt")
     model = audiozoo.create("mn01.as")
-    assert server.count("GET") >= 2  # the checkpoint and the label config
+    assert server.count("GET") == 1  # the checkpoint; the labels ship with audiozoo
     # the weights are the fixture's, converted: compare with loading the same file locally
     local = audiozoo.create("mn01.as", pretrained=require_fixtures("efficientat", "mn01_as.pt"))
     for key, value in local.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
-    assert model.labels == [f"sound {i}" for i in range(527)]
+    assert model.labels == AUDIOSET
     files = cache_files()
     assert "converted/mn01.as/model.safetensors" in files
     assert "converted/mn01.as/config.json" in files
-    assert "labels/audioset.json" in files
     assert_no_partial_files()
 
     # second create: no request, no conversion (only the cached safetensors is read)
@@ -93,7 +90,7 @@ def test_url_download_converts_once_and_second_create_makes_no_request(server, m
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr("audiozoo._hub.convert", no_conversion)
+    monkeypatch.setattr("audiozoo.checkpoints.convert", no_conversion)
     again = audiozoo.create("mn01.as")
     assert len(server.requests) == requests
     for key, value in model.state_dict().items():
@@ -103,9 +100,10 @@ def test_url_download_converts_once_and_second_create_makes_no_request(server, m
 
 def _tiny_ast_cfg(monkeypatch: pytest.MonkeyPatch, **changes):
     """Shrink ast.as (same Hub repo, converter and frontend) so the test serves ~1 MB."""
-    arch = backbones.get("ast")
-    cfg = arch.weights["as"]
-    small = cfg.replace(
+    cfg = audiozoo.get_pretrained_cfg("ast.as")
+    return replace_tag(
+        monkeypatch,
+        "ast.as",
         backbone_kwargs={
             **cfg.backbone_kwargs,
             "embed_dim": 32,
@@ -116,8 +114,6 @@ def _tiny_ast_cfg(monkeypatch: pytest.MonkeyPatch, **changes):
         frontend={**cfg.frontend, "target_frames": 64},
         **changes,
     )
-    monkeypatch.setitem(arch.weights, "as", small)
-    return small
 
 
 def hf_ast_state_dict(native: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
@@ -160,7 +156,6 @@ def test_hub_safetensors_through_hf_hub_download(server, monkeypatch, tmp_path):
     native = reference.state_dict()
     save_file(hf_ast_state_dict(native, depth=2), str(tmp_path / "model.safetensors"))
     server.hub[(cfg.hf_hub_id, "model.safetensors")] = (tmp_path / "model.safetensors").read_bytes()
-    server.hub[(cfg.hf_hub_id, "config.json")] = label_config(527)
 
     model = audiozoo.create("ast.as")
     for key, value in native.items():
@@ -168,7 +163,7 @@ def test_hub_safetensors_through_hf_hub_download(server, monkeypatch, tmp_path):
     # huggingface_hub asked for the file's metadata (HEAD) and then fetched it (GET)
     path = f"/hf/{cfg.hf_hub_id}/resolve/main/model.safetensors"
     assert ("HEAD", path) in server.requests and ("GET", path) in server.requests
-    assert model.labels == [f"sound {i}" for i in range(527)]
+    assert model.labels == AUDIOSET
     wave = torch.randn(16000)
     torch.testing.assert_close(model(wave), reference(wave))
     # the Hub file lives in the audiozoo cache (one folder to copy to an offline machine)
@@ -176,9 +171,7 @@ def test_hub_safetensors_through_hf_hub_download(server, monkeypatch, tmp_path):
 
 
 def test_audiozoo_hub_repo_wins_over_upstream_url(server, monkeypatch, tmp_path):
-    arch = backbones.get("mn01")
-    cfg = arch.weights["as"].replace(audiozoo_hub_id="audiozoo/mn01-as")
-    monkeypatch.setitem(arch.weights, "as", cfg)
+    replace_tag(monkeypatch, "mn01.as", audiozoo_hub_id="audiozoo/mn01-as")
     reference = audiozoo.create("mn01.as", pretrained=False)
     reference.save_pretrained(tmp_path)
     server.hub[("audiozoo/mn01-as", "model.safetensors")] = (
@@ -196,7 +189,7 @@ def test_404_is_one_clear_error_and_leaves_nothing(server):
         audiozoo.create("mn01.as")
     assert "mn01_as_mAP_298.pt" in str(info.value)
     assert server.count("GET") == 1  # a 404 is not retried
-    assert not [f for f in cache_files() if not f.startswith("labels")]
+    assert cache_files() == []
 
 
 def test_dropped_connection_is_retried_then_fails_without_partial_file(server):
@@ -268,7 +261,7 @@ def test_wrong_checkpoint_for_the_architecture(server):
     server.files[release_path("mn01.as")] = fixture_bytes("mn10_as.pt")
     with pytest.raises(CheckpointError, match=r"does not fit 'mn01\.as'.*wrong shape"):
         audiozoo.create("mn01.as")
-    assert not [f for f in cache_files() if not f.startswith("labels")]
+    assert cache_files() == []
 
 
 def test_offline_with_empty_cache_names_the_fixes():
@@ -336,49 +329,3 @@ def test_cache_dir_argument_wins_over_environment(server, tmp_path):
     audiozoo.create("mn01.as", cache_dir=tmp_path / "mine")
     assert (tmp_path / "mine" / "converted" / "mn01.as" / "model.safetensors").is_file()
     assert cache_files() == []
-
-
-def test_labels_from_a_url_name_to_index_map(server, monkeypatch):
-    monkeypatch.setenv(
-        "AUDIOZOO_URL_REWRITE", f"https://raw.githubusercontent.com/={server.url}/gh/"
-    )
-    server.files["cosmir/openmic-2018/master/class-map.json"] = json.dumps(
-        {"b-instrument": 1, "a-instrument": 0, "c-instrument": 2}
-    ).encode()
-    assert load_labels("openmic") == ["a-instrument", "b-instrument", "c-instrument"]
-    assert load_labels("openmic", num_classes=20) is None  # a count mismatch is not trusted
-    server.files.clear()
-    assert load_labels("openmic") == ["a-instrument", "b-instrument", "c-instrument"]  # cached
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_unreachable_label_host_fails_fast(monkeypatch, caplog):
-    """Without network, huggingface_hub retries for ~20 s; optional labels must not wait."""
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    for name in _hub._PROXY_ENVS:
-        monkeypatch.delenv(name, raising=False)
-    start = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="audiozoo"):
-        assert load_labels("audioset") is None
-        assert load_labels("speech_commands") is None  # the same host: not probed again
-    assert time.monotonic() - start < 5
-    assert caplog.text.count("cannot connect to http://127.0.0.1") == 2
-    assert len(_hub._probes) == 1
-
-
-def test_label_host_probe_is_skipped_behind_a_proxy(monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert _hub._reachable(f"http://127.0.0.1:{_closed_port()}")  # the proxy decides, not us
-    assert not _hub._probes
-
-
-def test_labels_unavailable_is_none_not_an_error(server):
-    assert load_labels("fsd50k") is None  # no single-file public vocabulary
-    assert load_labels("speech_commands") is None  # the server has no such repo: 404
-    assert not (Path(cache_root()) / "labels" / "speech_commands.json").exists()

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+import audiozoo
 from audiozoo._errors import CheckpointError, InvalidAudioError
-from audiozoo._registry import backbones, converters
 from audiozoo.backbones.mobilenet import WIDTHS, ConcurrentSE, MobileNetV3, SqueezeExcitation
 from audiozoo.heads import AttentionHead, ConvHead, MLPHead
 
@@ -44,7 +44,7 @@ PARAMS = {
 
 
 def build(arch: str, **kwargs) -> MobileNetV3:
-    return backbones.get(arch).builder(**kwargs)
+    return audiozoo.get_architecture(arch).builder(**kwargs)
 
 
 def blocks(model: MobileNetV3) -> list[nn.Module]:
@@ -58,7 +58,7 @@ def first_se(model: MobileNetV3) -> ConcurrentSE:
 def test_all_widths_registered():
     assert sorted(WIDTHS) == sorted(CHANNELS)
     for arch in CHANNELS:
-        assert arch in backbones
+        assert arch in audiozoo.list_backbones()
 
 
 @pytest.mark.parametrize("arch", list(CHANNELS))
@@ -75,7 +75,7 @@ def test_channel_table_and_parameter_count(arch):
     assert [b.block[-1][0].out_channels for b in blocks(model)] == [int(c) for c in out.split(",")]
     assert model.num_features == lastconv == model.features[16][0].out_channels
     assert model.last_channel == last_channel
-    assert backbones.get(arch).cfg(None).head["hidden"] == last_channel
+    assert audiozoo.get_architecture(arch).cfg(None).head["hidden"] == last_channel
     n_params = sum(p.numel() for p in (*model.parameters(), *head.parameters()))
     assert n_params == PARAMS[arch]
 
@@ -248,7 +248,7 @@ HOPS = {"as_hop_5": 160, "as_hop_15": 480, "as_hop_20": 640, "as_hop_25": 800}
 
 
 def _all_weights():
-    return [cfg for arch in WIDTHS for cfg in backbones.get(arch).weights.values()]
+    return [cfg for arch in WIDTHS for cfg in audiozoo.get_architecture(arch).weights.values()]
 
 
 def test_weight_names_follow_upstream_file_names():
@@ -283,25 +283,35 @@ def test_weight_names_follow_upstream_file_names():
 
 def test_weight_configs():
     for cfg in _all_weights():
-        assert cfg.converter == "efficientat" and cfg.converter in converters
+        assert cfg.converter == "efficientat" and audiozoo.get_converter(cfg.converter)
         assert cfg.license == "MIT" and "Schmid" in cfg.citation and "2211.04772" in cfg.paper
-        assert cfg.labels == "audioset" and cfg.num_classes == 527
-        fe = cfg.frontend
-        assert fe["name"] == "stft_mel" and fe["sample_rate"] == 32000
-        stft = (fe["win_length"], fe["n_fft"], fe["fmin_aug_range"], fe["fmax_aug_range"])
-        assert stft == (800, 1024, 10, 2000)
+        assert cfg.num_classes == 527
+        trained = not cfg.tag.startswith("im")
+        assert cfg.label_set == ("audioset" if trained else None), cfg.name
+        fe = audiozoo.build_frontend(cfg.frontend)
+        assert cfg.frontend["name"] == "stft_mel" and fe.sample_rate == 32000
+        assert (fe.win_length, fe.n_fft, fe.fmin_aug_range, fe.fmax_aug_range) == (
+            800,
+            1024,
+            10,
+            2000,
+        )
         hop = HOPS.get(cfg.tag, 320)
         n_mels = {"as_mels_40": 40, "as_mels_64": 64, "as_mels_256": 256}.get(cfg.tag, 128)
-        assert (fe["hop_length"], fe["n_mels"]) == (hop, n_mels), cfg.name
+        assert (fe.hop_length, fe.n_mels) == (hop, n_mels), cfg.name
         if cfg.tag.startswith("as_fc"):
-            assert cfg.head == {"name": "conv", "num_classes": 527}
+            assert cfg.head_config() == {"name": "conv", "num_classes": 527}
         else:
-            assert cfg.head == {"name": "mlp", "num_classes": 527, "hidden": CHANNELS[cfg.arch][3]}
+            assert cfg.head_config() == {
+                "name": "mlp",
+                "num_classes": 527,
+                "hidden": CHANNELS[cfg.arch][3],
+            }
         strides = {"as_fc_s2221": (2, 2, 2, 1), "as_fc_s2211": (2, 2, 1, 1)}.get(cfg.tag)
         assert cfg.backbone_kwargs.get("strides") == strides
         assert ("random" in cfg.notes) if cfg.tag.startswith("im") else True
     for arch in WIDTHS:
-        a = backbones.get(arch)
+        a = audiozoo.get_architecture(arch)
         assert a.default_tag == ("as" if a.weights else None)
 
 
@@ -334,16 +344,18 @@ def test_converter_round_trip(head_cls):
     }
     upstream = _to_upstream(native)
     assert any(k.startswith("classifier.") for k in upstream)
-    converted = converters.get("efficientat")(upstream)
+    converted = audiozoo.get_converter("efficientat")(upstream)
     assert converted.keys() == native.keys()
     for k in native:
         assert torch.equal(converted[k], native[k]), k
     model.load_state_dict(converted, strict=True)
     # upstream files may also be wrapped in {"state_dict": ...}
-    assert converters.get("efficientat")({"state_dict": upstream}).keys() == native.keys()
+    assert audiozoo.get_converter("efficientat")({"state_dict": upstream}).keys() == native.keys()
 
 
 @pytest.mark.parametrize("bad", ["classifier.3.weight", "module.features.0.0.weight", "extra"])
 def test_converter_unknown_key_raises(bad):
     with pytest.raises(CheckpointError, match=re.escape(bad)):
-        converters.get("efficientat")({"features.0.0.weight": torch.zeros(1), bad: torch.zeros(1)})
+        audiozoo.get_converter("efficientat")(
+            {"features.0.0.weight": torch.zeros(1), bad: torch.zeros(1)}
+        )

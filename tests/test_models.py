@@ -1,7 +1,8 @@
 """Registry-wide tests: every registered architecture × every head.
 
-Transformers (PaSST, AST) run in reduced width/depth here (``SMALL``) — the full 86 M-parameter
-models are exercised by the parity tests; everything else runs at full size.
+Each architecture runs in the small configuration its family declares
+(``register_backbone(..., test_kwargs=...)``: transformers at reduced width and depth); the full
+models are exercised by the parity tests. A new family needs no edit here.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import torch
 
 import audiozoo
 
-SMALL_TRANSFORMER = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 SECONDS = 1.5
 
 
-def _small(arch: str) -> dict[str, int]:
-    return SMALL_TRANSFORMER if arch.startswith(("passt", "ast")) else {}
+def _small(arch: str) -> dict[str, object]:
+    return dict(audiozoo.get_architecture(arch).test_kwargs)
 
 
 ARCHS = audiozoo.list_models()
@@ -27,7 +27,7 @@ HEADS = audiozoo.list_heads()
 
 def _build(arch: str, head: str) -> audiozoo.AudioModel:
     torch.manual_seed(0)
-    num_classes = 3 if audiozoo._registry.heads.get(head).needs_num_classes else None
+    num_classes = 3 if audiozoo.get_head_class(head).needs_num_classes else None
     return audiozoo.create(
         arch, pretrained=False, head=head, num_classes=num_classes, **_small(arch)
     )
@@ -85,7 +85,7 @@ def test_forward_backward(arch: str, head: str):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_default_head_matches_pretrained_cfg(arch: str):
-    entry = audiozoo._registry.backbones.get(arch)
+    entry = audiozoo.get_architecture(arch)
     cfg = entry.cfg(None)
     model = audiozoo.create(arch, pretrained=False, **_small(arch))
     if cfg.head:

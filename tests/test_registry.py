@@ -35,7 +35,7 @@ def test_unknown_name_suggests_close_matches():
         audiozoo.create("mn10", head="frames", num_classes=2, pretrained=False)
     # also a KeyError, so generic code that catches lookups keeps working
     with pytest.raises(KeyError):
-        audiozoo._registry.heads.get("nope")
+        audiozoo.get_head_class("nope")
 
 
 def test_list_models_patterns():
@@ -52,7 +52,7 @@ def test_list_models_patterns():
     # every listed tag resolves to a config that names its architecture
     for name in audiozoo.list_models(pretrained=True):
         arch, tag = audiozoo.split_model_name(name)
-        assert audiozoo._registry.backbones.get(arch).cfg(tag).name == name
+        assert audiozoo.get_architecture(arch).cfg(tag).name == name
 
 
 def test_list_parts():

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+import audiozoo
 from audiozoo._errors import CheckpointError, InvalidAudioError
-from audiozoo._registry import backbones, converters
 from audiozoo.backbones import ast as ast_module
 from audiozoo.backbones import passt as passt_module
 from audiozoo.backbones.ast import AST, padding_value
@@ -265,16 +265,15 @@ def test_ast_pads_short_inputs_with_the_normalised_padding_value():
 def test_ast_strides_and_registry_tables():
     assert AST(fstride=16, tstride=16, **SMALL).pos_embed.shape[1] == 2 + 8 * 64
     for arch in ("ast", "ast_s12", "ast_s14", "ast_s16"):
-        entry = backbones.get(arch)
+        entry = audiozoo.get_architecture(arch)
         for cfg in entry.weights.values():
             assert cfg.converter == "ast_hf" and cfg.hf_filename == "model.safetensors"
-            assert cfg.frontend["target_frames"] == cfg.backbone_kwargs["input_tdim"]
-            assert cfg.backbone_kwargs["pad_value"] == pytest.approx(
-                padding_value(cfg.frontend["mean"], cfg.frontend["std"])
-            )
+            fe = audiozoo.build_frontend(cfg.frontend)
             model = entry.builder(**{**cfg.backbone_kwargs, **SMALL})
+            assert fe.target_frames == model.input_tdim
+            assert model.pad_value == pytest.approx(padding_value(fe.mean, fe.std))
             assert model.fstride == int(arch[5:] or 10)
-    sc = backbones.get("ast").weights["speech_commands"]
+    sc = audiozoo.get_architecture("ast").weights["speech_commands"]
     assert sc.num_classes == 35 and sc.backbone_kwargs["input_tdim"] == 128
 
 
@@ -286,21 +285,22 @@ def test_passt_registry_tables():
         "passt_s_20s": 200,
         "passt_s_30s": 300,
     }
-    for arch in backbones.names("passt*"):
-        entry = backbones.get(arch)
+    for arch in audiozoo.list_backbones("passt*"):
+        entry = audiozoo.get_architecture(arch)
         for cfg in entry.weights.values():
             model = entry.builder(**{**cfg.backbone_kwargs, **SMALL})
             if arch in expected_t:
                 assert model.grid_t == expected_t[arch]
             # a 10 s clip at the weight's hop fits in one window
-            clip_frames = 1 + (10 * 32000 - 2) // cfg.frontend["hop_length"]
+            clip_frames = 1 + (10 * 32000 - 2) // audiozoo.build_frontend(cfg.frontend).hop_length
             assert clip_frames <= model.max_frames
             assert (
                 cfg.converter == "passt"
-                and cfg.num_classes == {"audioset": 527, "fsd50k": 200, "openmic": 20}[cfg.labels]
+                and cfg.num_classes
+                == {"audioset": 527, "fsd50k": 200, "openmic": 20}[cfg.label_set]
             )
-    assert len(backbones.get("passt_l").builder(embed_dim=64, num_heads=4).blocks) == 7
-    assert backbones.get("passt_s").default_tag == "as"
+    assert len(audiozoo.get_architecture("passt_l").builder(embed_dim=64, num_heads=4).blocks) == 7
+    assert audiozoo.get_architecture("passt_s").default_tag == "as"
 
 
 # ----------------------------------------------------------------------------- converters
@@ -319,7 +319,7 @@ def upstream_passt_keys(model: PaSST) -> dict[str, torch.Tensor]:
 def test_passt_converter_plain_and_wrapper_forms():
     model = small_passt()
     up = upstream_passt_keys(model)
-    conv = converters.get("passt")
+    conv = audiozoo.get_converter("passt")
     out = conv(up)
     assert set(out) == {f"backbone.{k}" for k in model.state_dict()} | {
         "head.norm.weight",
@@ -396,7 +396,7 @@ def hf_keys(model: AST, v5: bool = False) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("v5", [False, True])
 def test_ast_hf_converter_fuses_qkv(v5):
     model = small_ast()
-    out = converters.get("ast_hf")(hf_keys(model, v5))
+    out = audiozoo.get_converter("ast_hf")(hf_keys(model, v5))
     expected = {f"backbone.{k}": v for k, v in model.state_dict().items()}
     assert set(out) == set(expected) | {
         "head.norm.weight",
@@ -413,9 +413,9 @@ def test_ast_hf_converter_errors():
     keys = hf_keys(model)
     missing = {k: v for k, v in keys.items() if "attention.attention.value.weight" not in k}
     with pytest.raises(CheckpointError, match="query, key and value"):
-        converters.get("ast_hf")(missing)
+        audiozoo.get_converter("ast_hf")(missing)
     with pytest.raises(CheckpointError, match=r"unexpected\.key"):
-        converters.get("ast_hf")(keys | {"unexpected.key": torch.zeros(1)})
+        audiozoo.get_converter("ast_hf")(keys | {"unexpected.key": torch.zeros(1)})
 
 
 def test_ast_original_converter_drops_deit_heads():
@@ -428,7 +428,7 @@ def test_ast_original_converter_drops_deit_heads():
     }
     up |= {"module.mlp_head.0.weight": torch.rand(64), "module.mlp_head.0.bias": torch.rand(64)}
     up |= {"module.mlp_head.1.weight": torch.rand(3, 64), "module.mlp_head.1.bias": torch.rand(3)}
-    out = converters.get("ast_original")(up)
+    out = audiozoo.get_converter("ast_original")(up)
     assert set(out) == {f"backbone.{k}" for k in model.state_dict()} | {
         "head.norm.weight",
         "head.norm.bias",
@@ -437,10 +437,10 @@ def test_ast_original_converter_drops_deit_heads():
     }
     torch.testing.assert_close(out["head.fc.bias"], up["module.mlp_head.1.bias"])
     with pytest.raises(CheckpointError):
-        converters.get("ast_original")(up | {"module.v.fc_norm.weight": torch.zeros(64)})
+        audiozoo.get_converter("ast_original")(up | {"module.v.fc_norm.weight": torch.zeros(64)})
 
 
 def test_modules_register_their_architectures():
-    assert {"passt_s", "passt_l", "passt_s_s16"} <= set(backbones.names("passt*"))
-    assert set(backbones.names("ast*")) == {"ast", "ast_s12", "ast_s14", "ast_s16"}
+    assert {"passt_s", "passt_l", "passt_s_s16"} <= set(audiozoo.list_backbones("passt*"))
+    assert set(audiozoo.list_backbones("ast*")) == {"ast", "ast_s12", "ast_s14", "ast_s16"}
     assert passt_module.PaSST is PaSST and ast_module.AST is AST

@@ -20,18 +20,9 @@ from typing import Any
 import torch
 
 import audiozoo
-from audiozoo._registry import backbones
-from audiozoo._stats import count_macs, count_parameters
+from audiozoo.stats import count_macs, count_parameters
 
 SECONDS = 10  # MACs are reported for this much audio
-
-# section titles by the module that registers the architecture; plugins get their module name
-FAMILIES = {
-    "audiozoo.backbones.mobilenet": "EfficientAT MobileNetV3",
-    "audiozoo.backbones.passt": "PaSST",
-    "audiozoo.backbones.ast": "AST",
-    "audiozoo.backbones.cnn": "CNN",
-}
 
 METRIC_NAMES = {"mAP": "mAP", "accuracy": "accuracy", "acc": "accuracy"}
 DATASET_NAMES = {
@@ -72,9 +63,11 @@ class ZooRow:
 def _key(name: str) -> str:
     """Tags that build the same model (same architecture, arguments, frontend and head) share
     one measurement: ``mn40.as`` and ``mn40.as_2`` differ only in their weights."""
-    arch, tag = audiozoo.split_model_name(name)
-    cfg = backbones.get(arch).cfg(tag)
-    return json.dumps([arch, cfg.backbone_kwargs, cfg.frontend, cfg.head], sort_keys=True)
+    cfg = audiozoo.get_pretrained_cfg(name)
+    return json.dumps(
+        [cfg.arch, cfg.to_dict()["backbone_kwargs"], cfg.to_dict()["frontend"], cfg.head_config()],
+        sort_keys=True,
+    )
 
 
 def measure(name: str) -> Measured:
@@ -109,14 +102,12 @@ def zoo_rows(
         key = _key(name)
         if key not in cache:
             cache[key] = measure(name)
-        arch_name, tag = audiozoo.split_model_name(name)
-        arch = backbones.get(arch_name)
-        cfg = arch.cfg(tag)
-        module = arch.builder.__module__
+        cfg = audiozoo.get_pretrained_cfg(name)
+        arch = audiozoo.get_architecture(cfg.arch)
         rows.append(
             ZooRow(
                 name=name,
-                family=FAMILIES.get(module, module),
+                family=arch.family,
                 measured=cache[key],
                 num_classes=cfg.num_classes,
                 metrics=dict(cfg.metrics),
@@ -229,7 +220,7 @@ def render_page(rows: list[ZooRow]) -> str:
         "`audiozoo.list_models(pretrained=True)` or `audiozoo list`.",
         "",
     ]
-    families: dict[str, list[ZooRow]] = {family: [] for family in FAMILIES.values()}
+    families: dict[str, list[ZooRow]] = {}
     for row in rows:
         families.setdefault(row.family, []).append(row)
     for family, members in families.items():

@@ -19,8 +19,6 @@ import sys
 import torch
 
 import audiozoo
-from audiozoo._factory import build_frontend
-from audiozoo._registry import backbones
 
 SECONDS = 4.0
 TAGS = ("mn10.as", "ast.as")
@@ -44,9 +42,8 @@ def spectrograms() -> list[tuple[str, torch.Tensor, float]]:
     """(title, (F, T) spectrogram, frames per second) for each tag in :data:`TAGS`."""
     out = []
     for name in TAGS:
-        arch, tag = audiozoo.split_model_name(name)
-        cfg = backbones.get(arch).cfg(tag)
-        frontend = build_frontend(cfg.frontend).eval()
+        cfg = audiozoo.get_pretrained_cfg(name)
+        frontend = audiozoo.build_frontend(cfg.frontend).eval()
         with torch.no_grad():
             spec = frontend(clip(frontend.sample_rate))[0, 0]
         fps = frontend.sample_rate / frontend.hop_length

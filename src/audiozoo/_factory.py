@@ -1,83 +1,109 @@
-"""``create()``: name → frontend + backbone + head → weights → freezing, in one place."""
+"""``create()``: the one build path.
+
+Every way of naming weights resolves first to a :class:`PretrainedCfg` plus where its weights are
+(:func:`resolve`); then :func:`create` builds frontend, backbone and head, loads the weights
+strictly and freezes, in that order and only here::
+
+    name ──parse_model_name──▶ ModelName ──resolve──▶ Resolved(cfg, weights) ──create──▶ AudioModel
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError, UnknownNameError
-from ._registry import backbones, frontends, heads
-from .backbones.base import Architecture
+from . import format as audiozoo_format
+from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError
+from ._registry import heads
+from ._zoo import get_architecture, get_frontend_class
+from .backbones.base import Backbone
+from .checkpoints import key_mismatches, load_pretrained_state_dict, read_checkpoint
 from .frontends.base import Frontend
 from .heads.base import Head
 from .model import AudioModel
+from .names import ModelName, parse_model_name
 from .pretrained import PretrainedCfg
 
-__all__ = [
-    "create",
-    "list_backbones",
-    "list_frontends",
-    "list_heads",
-    "list_models",
-    "split_model_name",
-]
+__all__ = ["Resolved", "build_frontend", "create", "resolve"]
 
-HF_HUB_PREFIX = "hf-hub:"
-LOCAL_DIR_PREFIX = "local-dir:"
 StateDict = dict[str, torch.Tensor]
+Pretrained = bool | str | os.PathLike[str]
 
 
-def split_model_name(name: str) -> tuple[str, str | None]:
-    """``"mn10.as_hop_5"`` → ``("mn10", "as_hop_5")``; ``"mn10"`` → ``("mn10", None)``."""
-    arch, _, tag = name.partition(".")
-    return arch, (tag or None)
+@dataclass(frozen=True)
+class Resolved:
+    """A model name resolved to what to build and where its weights are.
 
-
-def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
-    """Registered architectures, or with ``pretrained=True`` every ``arch.tag`` with weights.
-
-    ``pattern`` is an fnmatch pattern matched against both the architecture and ``arch.tag``:
-    ``list_models("mn*")`` lists architectures, ``list_models("mn10*", pretrained=True)`` lists
-    ``['mn10.as', 'mn10.as_fc', ...]``.
+    Attributes:
+        name: the parsed name.
+        cfg: what to build (frontend, backbone arguments, head) and its provenance.
+        weights: ``"release"`` (the tag's published file, converted once and cached),
+            ``"checkpoint"`` (the file or URL in :attr:`checkpoint`), ``"format"`` (the
+            ``model.safetensors`` of an audiozoo-format model), or None (random init).
+        checkpoint: path or URL of a user-given checkpoint.
+        labels: class names of the configured head, when known.
     """
-    out: list[str] = []
-    for arch_name in backbones.names():
-        arch: Architecture = backbones.get(arch_name)
-        if pretrained:
-            for tag, cfg in arch.weights.items():
-                full = f"{arch_name}.{tag}"
-                if cfg.has_weights and (
-                    fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(arch_name, pattern)
-                ):
-                    out.append(full)
-        elif fnmatch.fnmatchcase(arch_name, pattern):
-            out.append(arch_name)
-    return out
+
+    name: ModelName
+    cfg: PretrainedCfg
+    weights: Literal["release", "checkpoint", "format"] | None
+    checkpoint: str | None = None
+    labels: tuple[str, ...] | None = None
 
 
-def list_frontends(pattern: str | None = None) -> list[str]:
-    """Registered frontend names."""
-    return frontends.names(pattern)
+def _check_pretrained(pretrained: Any) -> None:
+    if isinstance(pretrained, bool):
+        return
+    if isinstance(pretrained, (str, os.PathLike)) and os.fspath(pretrained):
+        return
+    raise TypeError(
+        f"pretrained= must be True (the tag's weights), False (random init) or a checkpoint "
+        f"path or URL, got {pretrained!r}"
+    )
 
 
-def list_backbones(pattern: str | None = None) -> list[str]:
-    """Registered architecture (backbone) names; same as ``list_models(pattern)``."""
-    return backbones.names(pattern)
-
-
-def list_heads(pattern: str | None = None) -> list[str]:
-    """Registered head names."""
-    return heads.names(pattern)
+def resolve(
+    name: str, *, pretrained: Pretrained = True, cache_dir: str | os.PathLike[str] | None = None
+) -> Resolved:
+    """Resolve any model name (see :mod:`audiozoo.names`) and ``pretrained=`` to a
+    :class:`Resolved`. Reads ``config.json`` for ``hf-hub:``/``local-dir:`` names; downloads no
+    weights."""
+    _check_pretrained(pretrained)
+    parsed = parse_model_name(name)
+    if parsed.is_format:
+        cfg, saved_labels = audiozoo_format.resolve_config(parsed, cache_dir)
+        labels = tuple(saved_labels) if saved_labels is not None else None
+    else:
+        assert parsed.arch is not None
+        cfg = get_architecture(parsed.arch).cfg(parsed.tag)
+        labels = cfg.labels
+    if pretrained is False:
+        return Resolved(parsed, cfg, None, labels=labels)
+    if pretrained is not True:
+        return Resolved(parsed, cfg, "checkpoint", os.fspath(pretrained), labels=labels)
+    if parsed.is_format:
+        return Resolved(parsed, cfg, "format", labels=labels)
+    if not cfg.has_weights:
+        what = (
+            f"{cfg.name!r} has no released weights"
+            if cfg.tag
+            else f"architecture {cfg.arch!r} has no released weights"
+        )
+        raise PretrainedUnavailableError(
+            f"{what}; pass pretrained=False for a random init, or pretrained=PATH for your own "
+            f"checkpoint. Weights: audiozoo.list_models('{cfg.arch}*', pretrained=True)"
+        )
+    return Resolved(parsed, cfg, "release", labels=labels)
 
 
 def create(
     name: str,
     *,
-    pretrained: bool | str | os.PathLike[str] = True,
+    pretrained: Pretrained = True,
     head: str | nn.Module | None = None,
     num_classes: int | None = None,
     freeze: bool | int = False,
@@ -105,90 +131,30 @@ def create(
     Returns:
         The :class:`~audiozoo.AudioModel`, in eval mode.
     """
-    if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
-        from ._hub import load_audiozoo_model
-
-        model = load_audiozoo_model(
-            name,
-            pretrained=pretrained,
-            head=head,
-            num_classes=num_classes,
-            cache_dir=cache_dir,
-            frontend=frontend,
-            **backbone_kwargs,
-        )
-        return _finish(model, freeze)
-
-    arch_name, tag = split_model_name(name)
-    if arch_name not in backbones:
-        raise UnknownNameError(backbones.unknown_message(arch_name).replace("backbone", "model", 1))
-    arch: Architecture = backbones.get(arch_name)
-    cfg = arch.cfg(tag)
-
+    resolved = resolve(name, pretrained=pretrained, cache_dir=cache_dir)
+    cfg = resolved.cfg
     kwargs = {**cfg.backbone_kwargs, **backbone_kwargs}
-    model, head_replaced = build_model(arch, cfg, kwargs, frontend, head, num_classes)
-
-    if pretrained is not False:
-        from ._hub import load_labels, load_pretrained_state_dict, read_checkpoint
-
-        if pretrained is True:
-            if not cfg.has_weights:
-                what = (
-                    f"{cfg.name!r} has no released weights"
-                    if cfg.tag
-                    else (f"architecture {arch_name!r} has no released weights")
-                )
-                raise PretrainedUnavailableError(
-                    f"{what}; pass pretrained=False for a random init, or pretrained=PATH "
-                    f"for your own checkpoint. Weights: audiozoo.list_models('{arch_name}*', "
-                    "pretrained=True)"
-                )
-            state_dict = load_pretrained_state_dict(cfg, cache_dir=cache_dir)
-        else:
-            state_dict = read_checkpoint(pretrained, converter=cfg.converter, cache_dir=cache_dir)
-        load_weights(model, state_dict, cfg=cfg, head_replaced=head_replaced)
-        if not head_replaced and cfg.labels:
-            model.labels = load_labels(cfg.labels, cache_dir=cache_dir, num_classes=cfg.num_classes)
-    return _finish(model, freeze)
-
-
-def _finish(model: AudioModel, freeze: bool | int) -> AudioModel:
-    if freeze is not False and freeze != 0:
-        model.freeze(freeze)
-    return model.eval()
-
-
-def build_model(
-    arch: Architecture,
-    cfg: PretrainedCfg,
-    backbone_kwargs: dict[str, Any],
-    frontend: str | dict[str, Any] | Frontend | None,
-    head: str | nn.Module | None,
-    num_classes: int | None,
-    labels: list[str] | None = None,
-) -> tuple[AudioModel, bool]:
-    """Frontend + backbone + head for ``cfg``, with random weights. Returns (model, head_replaced);
-    ``labels`` are kept only when the head is the configured one."""
     fe = build_frontend(cfg.frontend, frontend)
-    try:
-        backbone = arch.builder(**backbone_kwargs)
-    except TypeError as exc:
-        raise RegistryError(f"invalid arguments for architecture {arch.name!r}: {exc}") from None
-    head_module, replaced = build_head(cfg, head, num_classes, backbone.num_features)
+    backbone = _build_backbone(cfg.arch, kwargs)
+    head_module, replaced = _build_head(cfg, head, num_classes, backbone.num_features)
     model = AudioModel(
         fe,
         backbone,
         head_module,
         pretrained_cfg=cfg,
-        backbone_kwargs=backbone_kwargs,
-        labels=None if replaced else labels,
+        backbone_kwargs=kwargs,
+        labels=None if replaced or resolved.labels is None else list(resolved.labels),
     )
-    return model, replaced
+    if resolved.weights is not None:
+        state_dict = _read_weights(resolved, model, replaced, cache_dir)
+        _load_weights(model, state_dict, cfg=cfg, head_replaced=replaced)
+    if freeze is not False and freeze != 0:
+        model.freeze(freeze)
+    return model.eval()
 
 
-def build_frontend(
-    cfg: dict[str, Any], override: str | dict[str, Any] | Frontend | None = None
-) -> Frontend:
+# ---------------------------------------------------------------------------------- parts
+def build_frontend(cfg: Any, override: str | dict[str, Any] | Frontend | None = None) -> Frontend:
     """Frontend from a ``{"name": ..., **kwargs}`` config, with an optional override."""
     if isinstance(override, Frontend):
         return override
@@ -205,18 +171,25 @@ def build_frontend(
     try:
         name = kwargs.pop("name")
     except KeyError:
-        raise RegistryError(f"frontend config without a 'name': {cfg}") from None
-    cls = frontends.get(name)
+        raise RegistryError(f"frontend config without a 'name': {dict(cfg)}") from None
+    cls = get_frontend_class(name)
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise RegistryError(f"invalid arguments for frontend {name!r}: {exc}") from None
 
 
-def build_head(
+def _build_backbone(arch: str, kwargs: dict[str, Any]) -> Backbone:
+    try:
+        return get_architecture(arch).builder(**kwargs)
+    except TypeError as exc:
+        raise RegistryError(f"invalid arguments for architecture {arch!r}: {exc}") from None
+
+
+def _build_head(
     cfg: PretrainedCfg, head: str | nn.Module | None, num_classes: int | None, num_features: int
 ) -> tuple[nn.Module, bool]:
-    """The head for ``create``: the checkpoint's own, or a replacement. Returns (head, replaced)."""
+    """The checkpoint's own head, or a replacement. Returns (head, replaced)."""
     if head is None:
         if num_classes is not None and num_classes != cfg.num_classes:
             raise RegistryError(
@@ -229,7 +202,7 @@ def build_head(
                 f"{cfg.name!r} has no head of its own; pass head= (one of "
                 f"{', '.join(heads.names())}) and num_classes="
             )
-        return head_from_config(cfg.head, num_features), False
+        return _head_from_config(cfg.head_config(), num_features), False
     if isinstance(head, nn.Module):
         return head, True
     if not isinstance(head, str):
@@ -239,12 +212,14 @@ def build_head(
         raise RegistryError(
             f"head={head!r} needs num_classes=: the number of outputs of the new head"
         )
-    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
         raise RegistryError(f"num_classes must be a positive integer, got {num_classes!r}")
     return cls(num_features, num_classes) if cls.needs_num_classes else cls(num_features), True
 
 
-def head_from_config(cfg: dict[str, Any], num_features: int) -> Head:
+def _head_from_config(cfg: dict[str, Any], num_features: int) -> Head:
     kwargs = dict(cfg)
     name = kwargs.pop("name")
     cls: type[Head] = heads.get(name)
@@ -254,20 +229,46 @@ def head_from_config(cfg: dict[str, Any], num_features: int) -> Head:
         raise RegistryError(f"invalid arguments for head {name!r}: {exc}") from None
 
 
-def load_weights(
+# ---------------------------------------------------------------------------------- weights
+def _own_shapes(model: AudioModel, cfg: PretrainedCfg, head_replaced: bool) -> dict[str, Any]:
+    """Native key → shape of ``model`` with the checkpoint's own head (built on the meta
+    device when the model's head was replaced: no memory, no computation)."""
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    if not head_replaced:
+        return shapes
+    shapes = {k: v for k, v in shapes.items() if not k.startswith("head.")}
+    if cfg.head:
+        with torch.device("meta"):
+            own = _head_from_config(cfg.head_config(), model.num_features)
+        shapes.update({f"head.{k}": v.shape for k, v in own.state_dict().items()})
+    return shapes
+
+
+def _read_weights(
+    resolved: Resolved,
+    model: AudioModel,
+    head_replaced: bool,
+    cache_dir: str | os.PathLike[str] | None,
+) -> StateDict:
+    cfg = resolved.cfg
+    if resolved.weights == "release":
+        expected = _own_shapes(model, cfg, head_replaced)
+        return load_pretrained_state_dict(cfg, expected, cache_dir=cache_dir)
+    if resolved.weights == "format":
+        return audiozoo_format.read_weights(resolved.name, cache_dir)
+    assert resolved.checkpoint is not None
+    return read_checkpoint(resolved.checkpoint, converter=cfg.converter, cache_dir=cache_dir)
+
+
+def _load_weights(
     model: AudioModel, state_dict: StateDict, *, cfg: PretrainedCfg, head_replaced: bool
 ) -> None:
     """Strictly load native-key weights. With a replaced head, exactly the checkpoint head's keys
     may go unused and exactly the new head's keys may stay unloaded; anything else raises."""
-    expected = model.state_dict()
+    expected = {k: v.shape for k, v in model.state_dict().items()}
     if head_replaced:
         ckpt_head = {k for k in state_dict if k.startswith("head.")}
-        with torch.device("meta"):
-            own_head = (
-                {f"head.{k}" for k in head_from_config(cfg.head, model.num_features).state_dict()}
-                if cfg.head
-                else set()
-            )
+        own_head = {k for k in _own_shapes(model, cfg, True) if k.startswith("head.")}
         if ckpt_head != own_head:
             raise CheckpointError(
                 f"the checkpoint's head does not match {cfg.name!r}'s head: unexpected "
@@ -275,31 +276,10 @@ def load_weights(
             )
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
         expected = {k: v for k, v in expected.items() if not k.startswith("head.")}
-    problems = key_mismatches({k: v.shape for k, v in expected.items()}, state_dict)
+    problems = key_mismatches(expected, state_dict)
     if problems:
         raise CheckpointError(
             f"checkpoint does not fit {cfg.name!r} (is it a checkpoint of another architecture "
             f"or tag?); {problems}"
         )
     model.load_state_dict(state_dict, strict=False)
-
-
-def key_mismatches(expected: dict[str, torch.Size], state_dict: StateDict) -> str:
-    """Missing, unexpected and wrong-shape keys of ``state_dict`` against ``expected`` shapes,
-    as one line for an error message; "" when it fits exactly."""
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
-        for k in set(expected) & set(state_dict)
-        if tuple(state_dict[k].shape) != tuple(expected[k])
-    )
-    return "; ".join(
-        f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
-        for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrong shape", wrong_shape),
-        )
-        if keys
-    )

@@ -19,9 +19,6 @@ from typing import Any
 
 __all__ = ["main"]
 
-# Label sets whose classes exclude each other (softmax); all others are multi-label (sigmoid).
-_SINGLE_LABEL = {"speech_commands"}
-
 
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
@@ -29,7 +26,7 @@ def _out(text: str = "") -> None:
 
 # ---------------------------------------------------------------------------------- list
 def _cmd_list(args: argparse.Namespace) -> int:
-    from ._factory import list_models
+    from . import list_models
 
     for name in list_models(args.pattern or "*", pretrained=args.pretrained):
         _out(name)
@@ -39,9 +36,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- info
 def model_info(name: str, seconds: float = 10.0) -> dict[str, Any]:
     """What ``audiozoo info NAME`` prints, as a dict (built with ``pretrained=False``)."""
-    from ._factory import create
-    from ._hub import _weights_source
-    from ._stats import count_macs, count_parameters, receptive_field, receptive_field_seconds
+    from . import create
+    from .stats import count_macs, count_parameters, receptive_field, receptive_field_seconds
 
     model = create(name, pretrained=False)
     cfg = model.pretrained_cfg
@@ -66,10 +62,10 @@ def model_info(name: str, seconds: float = 10.0) -> dict[str, Any]:
         "receptive_field_seconds": (
             round(receptive_field_seconds(rf, model.frontend), 4) if rf is not None else None
         ),
-        "source": _weights_source(cfg) if cfg.has_weights else None,
+        "source": cfg.source,
         "license": cfg.license,
         "metrics": dict(cfg.metrics),
-        "labels": cfg.labels,
+        "label_set": cfg.label_set,
         "notes": cfg.notes,
     }
 
@@ -115,8 +111,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- download
 def _cmd_download(args: argparse.Namespace) -> int:
-    from ._factory import create
-    from ._hub import cache_root
+    from . import create
+    from .download import cache_root
 
     for name in args.names:
         model = create(name, pretrained=True, cache_dir=args.cache_dir)
@@ -151,13 +147,14 @@ def _scores(model: Any, wave: Any) -> Any:
         logits = model(wave)
     if logits.dim() == 2:  # frame head (T', K): a clip's score is its highest frame
         logits = logits.amax(dim=0)
-    if model.pretrained_cfg.labels in _SINGLE_LABEL:
+    cfg = model.pretrained_cfg
+    if cfg.label_set and not cfg.label_set_info.multilabel:  # classes exclude each other
         return torch.softmax(logits, dim=-1)
     return torch.sigmoid(logits)
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from ._factory import create
+    from . import create
 
     pretrained: Any = args.pretrained if args.pretrained else True
     model = create(args.model, pretrained=pretrained, cache_dir=args.cache_dir)
@@ -189,7 +186,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- convert
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from ._factory import create
+    from . import create
 
     model = create(args.name, pretrained=args.checkpoint, cache_dir=args.cache_dir)
     folder = model.save_pretrained(args.out)
@@ -242,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (errors: 1, with one message on stderr)."""
-    from ._errors import AudiozooError
+    from . import AudiozooError
 
     args = build_parser().parse_args(argv)
     try:

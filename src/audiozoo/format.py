@@ -25,29 +25,36 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError
 from ._registry import backbones, frontends, heads
+from .checkpoints import read_state_dict_file
+from .download import atomic_write, hub_download
+from .names import ModelName
 from .pretrained import PretrainedCfg
 
 if TYPE_CHECKING:
     from .model import AudioModel
 
-__all__ = ["load_audiozoo_model", "model_card", "push_to_hub", "read_config", "save_pretrained"]
+__all__ = [
+    "fetch_file",
+    "model_card",
+    "push_to_hub",
+    "read_config",
+    "read_weights",
+    "resolve_config",
+    "save_pretrained",
+]
 
 FORMAT_NAME = "audiozoo"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-HF_HUB_PREFIX = "hf-hub:"
-LOCAL_DIR_PREFIX = "local-dir:"
 # Hugging Face model-card license identifiers for the SPDX names used in weight tables.
 _HF_LICENSES = {"MIT": "mit", "Apache-2.0": "apache-2.0", "BSD-3-Clause": "bsd-3-clause"}
 _REQUIRED = ("format", "format_version", "architecture", "backbone_kwargs", "frontend", "head")
@@ -100,21 +107,15 @@ def save_pretrained(model: AudioModel, path: str | os.PathLike[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share memory, and must not see views
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    _write_atomic(
+    atomic_write(
         folder / WEIGHTS_NAME,
         lambda p: save_file(
             tensors, str(p), metadata={"format": "pt", "audiozoo_architecture": model.arch}
         ),
     )
     text = json.dumps(config, indent=2) + "\n"
-    _write_atomic(folder / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(folder / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
     return folder
-
-
-def _write_atomic(target: Path, write: Any) -> None:
-    from ._hub import _atomic_write
-
-    _atomic_write(target, write)
 
 
 # ------------------------------------------------------------------------------------ card
@@ -232,42 +233,22 @@ def push_to_hub(
 
 
 # ------------------------------------------------------------------------------------ load
-def parse_name(name: str) -> tuple[str, str, str | None]:
-    """``"hf-hub:org/repo@rev"`` → ``("hf-hub", "org/repo", "rev")``;
-    ``"local-dir:DIR"`` → ``("local-dir", "DIR", None)``."""
-    if name.startswith(LOCAL_DIR_PREFIX):
-        path = name[len(LOCAL_DIR_PREFIX) :]
-        if not path:
-            raise RegistryError("local-dir: needs a folder, e.g. 'local-dir:runs/best'")
-        return "local-dir", path, None
-    if name.startswith(HF_HUB_PREFIX):
-        repo, _, revision = name[len(HF_HUB_PREFIX) :].partition("@")
-        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
-            raise RegistryError(
-                f"{name!r}: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision'"
-            )
-        return "hf-hub", repo, revision or None
-    raise RegistryError(f"{name!r} is neither 'hf-hub:org/repo[@revision]' nor 'local-dir:DIR'")
-
-
-def _fetch(
-    kind: str,
-    where: str,
-    revision: str | None,
-    filename: str,
-    cache_dir: str | os.PathLike[str] | None,
+def fetch_file(
+    name: ModelName, filename: str, cache_dir: str | os.PathLike[str] | None = None
 ) -> Path:
-    if kind == "local-dir":
-        path = Path(where).expanduser() / filename
+    """``filename`` of the audiozoo-format model ``name`` (``hf-hub:`` or ``local-dir:``):
+    downloaded into the cache from the Hub, or found in the local folder."""
+    if name.kind == "local-dir":
+        assert name.path is not None
+        path = Path(name.path).expanduser() / filename
         if not path.is_file():
             raise PretrainedUnavailableError(
                 f"{path} not found: a local-dir: folder holds {CONFIG_NAME} and {WEIGHTS_NAME} "
                 "as written by model.save_pretrained(folder)"
             )
         return path
-    from ._hub import hub_download
-
-    return hub_download(where, filename, revision=revision, cache_dir=cache_dir)
+    assert name.repo_id is not None
+    return hub_download(name.repo_id, filename, revision=name.revision, cache_dir=cache_dir)
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -387,55 +368,37 @@ def _as_tuples(value: Any) -> Any:
     return value
 
 
-def load_audiozoo_model(
-    name: str,
-    *,
-    pretrained: bool | str | os.PathLike[str] = True,
-    head: str | nn.Module | None = None,
-    num_classes: int | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    frontend: Any = None,
-    **backbone_kwargs: Any,
-) -> AudioModel:
-    """Rebuild a model saved with :func:`save_pretrained` (``create("local-dir:...")`` and
-    ``create("hf-hub:...")`` land here). Arguments as in :func:`audiozoo.create`;
-    ``pretrained=False`` builds the architecture without reading the weights, a path reads
-    native-key weights from that file instead."""
-    from ._factory import build_model, load_weights
-    from ._hub import read_checkpoint, read_state_dict_file
-
-    kind, where, revision = parse_name(name)
-    config = read_config(_fetch(kind, where, revision, CONFIG_NAME, cache_dir))
-    arch = backbones.get(config["architecture"])
-    saved_head = dict(config["head"])
-    kwargs = {**_as_tuples(config["backbone_kwargs"]), **backbone_kwargs}
-    frontend_cfg = {k: _as_tuples(v) for k, v in config["frontend"].items()}
+def resolve_config(
+    name: ModelName, cache_dir: str | os.PathLike[str] | None = None
+) -> tuple[PretrainedCfg, list[str] | None]:
+    """The validated ``config.json`` of ``name`` as a :class:`PretrainedCfg` (weights in native
+    keys), plus the label names it stores."""
+    config = read_config(fetch_file(name, CONFIG_NAME, cache_dir))
     saved_name = config.get("pretrained_name") or ""
     _, _, tag = saved_name.partition(".")
     info = config.get("pretrained_cfg") or {}
     cfg = PretrainedCfg(
         arch=config["architecture"],
         tag=tag,
-        audiozoo_hub_id=where if kind == "hf-hub" else None,
-        frontend=frontend_cfg,
-        backbone_kwargs=kwargs,
-        head=saved_head,
+        audiozoo_hub_id=name.repo_id,
+        converter="native",
+        frontend=_as_tuples(config["frontend"]),
+        backbone_kwargs=_as_tuples(config["backbone_kwargs"]),
+        head=dict(config["head"]),
         license=info.get("license"),
         citation=info.get("citation"),
         paper=info.get("paper"),
         metrics=dict(info.get("metrics") or {}),
         notes=info.get("notes"),
     )
-    model, replaced = build_model(
-        arch, cfg, kwargs, frontend, head, num_classes, labels=config.get("labels")
-    )
-    if pretrained is False:
-        return model
-    if pretrained is True:
-        state_dict = read_state_dict_file(_fetch(kind, where, revision, WEIGHTS_NAME, cache_dir))
-    else:
-        state_dict = read_checkpoint(pretrained, converter="native", cache_dir=cache_dir)
+    return cfg, config.get("labels")
+
+
+def read_weights(
+    name: ModelName, cache_dir: str | os.PathLike[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """The native-key weights (``model.safetensors``) of the audiozoo-format model ``name``."""
+    state_dict = read_state_dict_file(fetch_file(name, WEIGHTS_NAME, cache_dir))
     if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"the weights of {name} are not a flat dict of tensors")
-    load_weights(model, state_dict, cfg=cfg, head_replaced=replaced)
-    return model
+    return state_dict

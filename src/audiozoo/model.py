@@ -13,6 +13,7 @@ from torch import nn
 from . import _windows
 from ._audio import as_waveform
 from ._registry import frontends
+from ._version import __version__
 from .backbones.base import Backbone, Features
 from .frontends.base import Frontend
 from .heads.base import Head
@@ -202,8 +203,6 @@ class AudioModel(nn.Module):
     # ------------------------------------------------------------------ format
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this model from registered parts (the audiozoo format)."""
-        from . import __version__
-
         head_cfg = self.head.config() if isinstance(self.head, Head) else None
         return {
             "audiozoo_version": __version__,

@@ -10,12 +10,13 @@ import math
 import pytest
 import torch
 
+import audiozoo
+
 pytest.importorskip("transformers", reason="transformers (parity extra) is not installed")
 
 from safetensors.torch import load_file
 from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
-from audiozoo._registry import backbones, converters
 from audiozoo.heads.clip import LinearHead
 
 RTOL = 1e-3
@@ -42,8 +43,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def build_ours(arch: str, tag: str, sd: dict[str, torch.Tensor]):
-    cfg = backbones.get(arch).cfg(tag)
-    backbone = backbones.get(arch).builder(**cfg.backbone_kwargs).eval()
+    cfg = audiozoo.get_architecture(arch).cfg(tag)
+    backbone = audiozoo.get_architecture(arch).builder(**cfg.backbone_kwargs).eval()
     head = LinearHead(backbone.num_features, cfg.num_classes, **{
         k: v for k, v in cfg.head.items() if k not in ("name", "num_classes")
     }).eval()  # fmt: skip
@@ -112,15 +113,15 @@ def test_ast_audioset_matches_transformers(tmp_path):
     g = torch.Generator().manual_seed(2)
     x = torch.randn(2, 1024, 128, generator=g) * 0.5 - 0.2  # normalised fbank, (B, T, F)
 
-    backbone, head = build_ours("ast", "as", converters.get("ast_hf")(hf_sd))
+    backbone, head = build_ours("ast", "as", audiozoo.get_converter("ast_hf")(hf_sd))
     compare(model, backbone, head, x, "ast_hf")
 
-    original = converters.get("ast_original")(to_original(hf_sd))
+    original = audiozoo.get_converter("ast_original")(to_original(hf_sd))
     backbone, head = build_ours("ast", "as", original)
     compare(model, backbone, head, x, "ast_original")
 
     # transformers 5 in-memory names (model.state_dict()) are read as well
-    backbone, head = build_ours("ast", "as", converters.get("ast_hf")(model.state_dict()))
+    backbone, head = build_ours("ast", "as", audiozoo.get_converter("ast_hf")(model.state_dict()))
     compare(model, backbone, head, x, "ast_hf (v5 names)")
 
 
@@ -129,8 +130,8 @@ def test_ast_speech_commands_and_end_to_end(tmp_path):
     KaldiFbank, on a full-length clip and on a short clip that both pipelines pad."""
     kaldi = pytest.importorskip("audiozoo.frontends.kaldi_fbank")
     model, hf_sd = hf_model(tmp_path, seed=3, max_length=128, num_labels=35)
-    backbone, head = build_ours("ast", "speech_commands", converters.get("ast_hf")(hf_sd))
-    cfg = backbones.get("ast").cfg("speech_commands")
+    backbone, head = build_ours("ast", "speech_commands", audiozoo.get_converter("ast_hf")(hf_sd))
+    cfg = audiozoo.get_architecture("ast").cfg("speech_commands")
     extractor = ASTFeatureExtractor(
         max_length=128, mean=cfg.frontend["mean"], std=cfg.frontend["std"]
     )

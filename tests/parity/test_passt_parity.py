@@ -12,13 +12,14 @@ import warnings
 import pytest
 import torch
 
+import audiozoo
+
 pytest.importorskip("hear21passt", reason="hear21passt (parity extra) is not installed")
 
 from hear21passt.models.passt import get_model
 from hear21passt.models.preprocess import AugmentMelSTFT
 from hear21passt.wrapper import PasstBasicWrapper
 
-from audiozoo._registry import backbones, converters
 from audiozoo.heads.clip import LinearHead
 
 RTOL = 1e-3
@@ -60,10 +61,10 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def load_ours(arch: str, path, num_classes: int = 527):
-    cfg = backbones.get(arch).cfg(None)
-    backbone = backbones.get(arch).builder(**cfg.backbone_kwargs).eval()
+    cfg = audiozoo.get_architecture(arch).cfg(None)
+    backbone = audiozoo.get_architecture(arch).builder(**cfg.backbone_kwargs).eval()
     head = LinearHead(backbone.num_features, num_classes, norm=True, norm_eps=1e-5).eval()
-    sd = converters.get("passt")(torch.load(path, weights_only=True))
+    sd = audiozoo.get_converter("passt")(torch.load(path, weights_only=True))
     backbone.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")})
     head.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("head.")})
     return backbone, head
@@ -108,7 +109,7 @@ def test_passt_end_to_end_with_hear21passt_wrapper(tmp_path):
     path = tmp_path / "wrapper.pt"
     torch.save(wrapper.state_dict(), path)
     backbone, head = load_ours("passt_s", path)
-    cfg = backbones.get("passt_s").cfg("as")
+    cfg = audiozoo.get_architecture("passt_s").cfg("as")
     frontend = stft_mel.StftMel(**{k: v for k, v in cfg.frontend.items() if k != "name"}).eval()
 
     g = torch.Generator().manual_seed(4)

@@ -163,6 +163,9 @@ class AST(Backbone):
 # LayerNorm eps 1e-12 everywhere, as transformers does; the original release used 1e-6 (blocks)
 # and 1e-5 (classifier), a difference far below the conversion tolerance upstream checked.
 
+FAMILY = "AST"
+# The smallest AST the registry-wide tests build: same structure, 32 wide, one block.
+TEST_KWARGS = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 _CITATION = """@inproceedings{gong2021ast,
   author    = {Yuan Gong and Yu-An Chung and James Glass},
   title     = {{AST}: Audio Spectrogram Transformer},
@@ -177,44 +180,28 @@ def _cfg(
     repo: str,
     *,
     metrics: dict[str, float],
-    stride: int = 10,
     notes: str | None = None,
     speech_commands: bool = False,
 ) -> PretrainedCfg:
-    mean, std = (
-        (SPEECH_COMMANDS_MEAN, SPEECH_COMMANDS_STD)
-        if speech_commands
-        else (AUDIOSET_MEAN, AUDIOSET_STD)
-    )
-    frames = 128 if speech_commands else 1024
+    """One Hub checkpoint. The ``kaldi_fbank`` and builder defaults are AudioSet's (1024 frames,
+    AudioSet mean/std); speech commands differs in clip length and normalisation. Every tag runs
+    with transformers' LayerNorm eps 1e-12 (see above)."""
+    frontend: dict[str, Any] = {"name": "kaldi_fbank"}
+    backbone_kwargs: dict[str, Any] = {"norm_eps": 1e-12}
+    if speech_commands:
+        mean, std, frames = SPEECH_COMMANDS_MEAN, SPEECH_COMMANDS_STD, 128
+        frontend.update(target_frames=frames, mean=mean, std=std)
+        backbone_kwargs.update(input_tdim=frames, pad_value=padding_value(mean, std))
     return PretrainedCfg(
         arch=arch,
         tag=tag,
         hf_hub_id=repo,
         hf_filename="model.safetensors",
         converter="ast_hf",
-        frontend={
-            "name": "kaldi_fbank",
-            "sample_rate": 16000,
-            "n_mels": 128,
-            "target_frames": frames,
-            "mean": mean,
-            "std": std,
-        },
-        backbone_kwargs={
-            "fstride": stride,
-            "tstride": stride,
-            "input_tdim": frames,
-            "norm_eps": 1e-12,
-            "pad_value": padding_value(mean, std),
-        },
-        head={
-            "name": "linear",
-            "num_classes": 35 if speech_commands else 527,
-            "norm": True,
-            "norm_eps": 1e-12,
-        },
-        labels="speech_commands" if speech_commands else "audioset",
+        frontend=frontend,
+        backbone_kwargs=backbone_kwargs,
+        head={"name": "linear", "norm": True, "norm_eps": 1e-12},
+        label_set="speech_commands" if speech_commands else "audioset",
         license="BSD-3-Clause",
         citation=_CITATION,
         paper="https://arxiv.org/abs/2104.01778",
@@ -268,7 +255,6 @@ AST_S12 = [
         "ast_s12",
         "as",
         "MIT/ast-finetuned-audioset-12-12-0.447",
-        stride=12,
         metrics={_AS: 0.4467},
         notes="AudioSet, patch stride 12.",
     ),
@@ -278,7 +264,6 @@ AST_S14 = [
         "ast_s14",
         "as",
         "MIT/ast-finetuned-audioset-14-14-0.443",
-        stride=14,
         metrics={_AS: 0.4431},
         notes="AudioSet, patch stride 14.",
     ),
@@ -288,7 +273,6 @@ AST_S16 = [
         "ast_s16",
         "as",
         "MIT/ast-finetuned-audioset-16-16-0.442",
-        stride=16,
         metrics={_AS: 0.4422},
         notes="AudioSet, patch stride 16 (no patch overlap).",
     ),
@@ -299,25 +283,25 @@ AST_S16 = [
 # Registration. Builders default to their architecture; keyword arguments override.
 
 
-@register_backbone("ast", weights=AST_S10)
+@register_backbone("ast", weights=AST_S10, family=FAMILY, test_kwargs=TEST_KWARGS)
 def ast(**kwargs: Any) -> AST:
     """AST base384, patch stride 10, 1024 frames (10.24 s)."""
     return AST(**kwargs)
 
 
-@register_backbone("ast_s12", weights=AST_S12)
+@register_backbone("ast_s12", weights=AST_S12, family=FAMILY, test_kwargs=TEST_KWARGS)
 def ast_s12(**kwargs: Any) -> AST:
     """AST with patch stride 12."""
     return AST(**{"fstride": 12, "tstride": 12, **kwargs})
 
 
-@register_backbone("ast_s14", weights=AST_S14)
+@register_backbone("ast_s14", weights=AST_S14, family=FAMILY, test_kwargs=TEST_KWARGS)
 def ast_s14(**kwargs: Any) -> AST:
     """AST with patch stride 14."""
     return AST(**{"fstride": 14, "tstride": 14, **kwargs})
 
 
-@register_backbone("ast_s16", weights=AST_S16)
+@register_backbone("ast_s16", weights=AST_S16, family=FAMILY, test_kwargs=TEST_KWARGS)
 def ast_s16(**kwargs: Any) -> AST:
     """AST with patch stride 16."""
     return AST(**{"fstride": 16, "tstride": 16, **kwargs})

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import abc
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._errors import RegistryError, UnknownNameError
 from .._registry import backbones
-from ..pretrained import PretrainedCfg
+from ..pretrained import FrozenDict, PretrainedCfg
 
 __all__ = ["Architecture", "Backbone", "Features", "register_backbone"]
 
@@ -86,13 +87,23 @@ class Architecture:
         weights: tag -> :class:`PretrainedCfg`, in table order.
         default_tag: the tag ``create(name)`` loads; None when no weights are released.
         default_cfg: configuration (frontend, head) used when no tag applies.
+        family: the model family this architecture belongs to ("EfficientAT MobileNetV3"), as
+            the docs group it.
+        test_kwargs: builder arguments of a small configuration of this architecture (same
+            structure, fewer or narrower layers) that the registry-wide tests run.
     """
 
     name: str
     builder: Callable[..., Backbone]
-    weights: dict[str, PretrainedCfg] = field(default_factory=dict)
+    weights: Mapping[str, PretrainedCfg] = field(default_factory=dict)
     default_tag: str | None = None
     default_cfg: PretrainedCfg | None = None
+    family: str = ""
+    test_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.weights = FrozenDict(self.weights)
+        self.test_kwargs = FrozenDict(self.test_kwargs)
 
     def cfg(self, tag: str | None) -> PretrainedCfg:
         """The configuration for ``tag`` (or the default tag, or the untagged default)."""
@@ -120,11 +131,15 @@ def register_backbone(
     weights: Iterable[PretrainedCfg] = (),
     default_tag: str | None = None,
     default_cfg: PretrainedCfg | None = None,
+    family: str = "",
+    test_kwargs: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Backbone]], Callable[..., Backbone]]:
     """Register an architecture builder and its weight table.
 
     ``default_tag`` defaults to the first weight in ``weights``. ``default_cfg`` (frontend and head
-    for untagged, randomly initialised use) defaults to that tag's config.
+    for untagged, randomly initialised use) defaults to that tag's config. ``family`` names the
+    model family for the docs (default: the builder's module); ``test_kwargs`` is the small configuration the registry-wide tests
+    build (empty: the full architecture is small enough).
     """
     table: dict[str, PretrainedCfg] = {}
     for cfg in weights:
@@ -141,7 +156,11 @@ def register_backbone(
         default_cfg = table[default_tag]
 
     def wrap(builder: Callable[..., Backbone]) -> Callable[..., Backbone]:
-        backbones.register(name, Architecture(name, builder, table, default_tag, default_cfg))
+        title = family or builder.__module__
+        arch = Architecture(
+            name, builder, table, default_tag, default_cfg, title, dict(test_kwargs or {})
+        )
+        backbones.register(name, arch)
         return builder
 
     return wrap

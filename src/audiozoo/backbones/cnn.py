@@ -133,16 +133,10 @@ class CNN(Backbone):
 
 @register_backbone(
     "cnn",
+    family="CNN",
     default_cfg=PretrainedCfg(
         arch="cnn",
-        frontend={
-            "name": "mel",
-            "sample_rate": 32000,
-            "n_fft": 1024,
-            "win_length": 800,
-            "hop_length": 320,
-            "n_mels": 128,
-        },
+        frontend={"name": "mel"},  # the mel defaults are the course CNN's
         head={"name": "linear", "num_classes": 10},
         notes="No pretrained weights: the course CNN is trained from scratch.",
     ),

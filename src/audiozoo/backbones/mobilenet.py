@@ -446,6 +446,7 @@ class MobileNetV3(Backbone):
 # ---------------------------------------------------------------------------------------------
 # Weights
 
+FAMILY = "EfficientAT MobileNetV3"
 _RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 _PAPER = "https://arxiv.org/abs/2211.04772"
 _CITATION = """@inproceedings{schmid2023efficient,
@@ -474,21 +475,16 @@ WIDTHS: dict[str, float] = {
 
 
 def _frontend(n_mels: int = 128, hop_length: int = 320) -> dict[str, Any]:
-    """EfficientAT's AugmentMelSTFT settings (32 kHz, 25 ms window, 10 ms hop by default)."""
-    return {
-        "name": "stft_mel",
-        "sample_rate": 32000,
-        "n_mels": n_mels,
-        "hop_length": hop_length,
-        "win_length": 800,
-        "n_fft": 1024,
-        "fmin_aug_range": 10,
-        "fmax_aug_range": 2000,
-    }
+    """EfficientAT's AugmentMelSTFT: the ``stft_mel`` defaults (32 kHz, 25 ms window, 10 ms hop,
+    128 mels) with a tag's other mel count or hop."""
+    changed = {"n_mels": n_mels, "hop_length": hop_length}
+    defaults = {"n_mels": 128, "hop_length": 320}
+    return {"name": "stft_mel", **{k: v for k, v in changed.items() if v != defaults[k]}}
 
 
-def _mlp_head(arch: str) -> dict[str, Any]:
-    return {"name": "mlp", "num_classes": 527, "hidden": block_configs(WIDTHS[arch])[1]}
+def _mlp_head(arch: str, num_classes: int | None = None) -> dict[str, Any]:
+    head: dict[str, Any] = {"name": "mlp", "hidden": block_configs(WIDTHS[arch])[1]}
+    return head if num_classes is None else {**head, "num_classes": num_classes}
 
 
 def _weight(
@@ -503,7 +499,12 @@ def _weight(
     conv_head: bool = False,
     notes: str | None = None,
 ) -> PretrainedCfg:
-    """One released EfficientAT checkpoint (``mAP`` is the AudioSet eval mAP in the file name)."""
+    """One released EfficientAT checkpoint (``mAP`` is the AudioSet eval mAP in the file name).
+    ImageNet-only checkpoints (``mAP`` None) carry an untrained 527-class classifier: no label
+    set."""
+    trained = mAP is not None
+    num_classes = None if trained else 527
+    head = {"name": "conv"} if conv_head else _mlp_head(arch)
     return PretrainedCfg(
         arch=arch,
         tag=tag,
@@ -511,8 +512,8 @@ def _weight(
         converter="efficientat",
         frontend=_frontend(n_mels, hop_length),
         backbone_kwargs={"strides": strides} if strides else {},
-        head={"name": "conv", "num_classes": 527} if conv_head else _mlp_head(arch),
-        labels="audioset",
+        head=head if trained else {**head, "num_classes": num_classes},
+        label_set="audioset" if trained else None,
         license="MIT",
         citation=_CITATION,
         paper=_PAPER,
@@ -653,7 +654,7 @@ def _untrained_cfg(arch: str) -> PretrainedCfg:
     return PretrainedCfg(
         arch=arch,
         frontend=_frontend(),
-        head=_mlp_head(arch),
+        head=_mlp_head(arch, 527),
         license="MIT",
         citation=_CITATION,
         paper=_PAPER,
@@ -665,66 +666,66 @@ def _untrained_cfg(arch: str) -> PretrainedCfg:
 # Registration: one builder per width; ``kwargs`` are MobileNetV3's other arguments.
 
 
-@register_backbone("mn01", weights=_WEIGHTS["mn01"], default_tag="as")
+@register_backbone("mn01", weights=_WEIGHTS["mn01"], default_tag="as", family=FAMILY)
 def mn01(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn01"], **kwargs)
 
 
-@register_backbone("mn02", weights=_WEIGHTS["mn02"], default_tag="as")
+@register_backbone("mn02", weights=_WEIGHTS["mn02"], default_tag="as", family=FAMILY)
 def mn02(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn02"], **kwargs)
 
 
-@register_backbone("mn04", weights=_WEIGHTS["mn04"], default_tag="as")
+@register_backbone("mn04", weights=_WEIGHTS["mn04"], default_tag="as", family=FAMILY)
 def mn04(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn04"], **kwargs)
 
 
-@register_backbone("mn05", weights=_WEIGHTS["mn05"], default_tag="as")
+@register_backbone("mn05", weights=_WEIGHTS["mn05"], default_tag="as", family=FAMILY)
 def mn05(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn05"], **kwargs)
 
 
-@register_backbone("mn06", default_cfg=_untrained_cfg("mn06"))
+@register_backbone("mn06", default_cfg=_untrained_cfg("mn06"), family=FAMILY)
 def mn06(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn06"], **kwargs)
 
 
-@register_backbone("mn08", default_cfg=_untrained_cfg("mn08"))
+@register_backbone("mn08", default_cfg=_untrained_cfg("mn08"), family=FAMILY)
 def mn08(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn08"], **kwargs)
 
 
-@register_backbone("mn10", weights=_WEIGHTS["mn10"], default_tag="as")
+@register_backbone("mn10", weights=_WEIGHTS["mn10"], default_tag="as", family=FAMILY)
 def mn10(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn10"], **kwargs)
 
 
-@register_backbone("mn12", default_cfg=_untrained_cfg("mn12"))
+@register_backbone("mn12", default_cfg=_untrained_cfg("mn12"), family=FAMILY)
 def mn12(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn12"], **kwargs)
 
 
-@register_backbone("mn14", default_cfg=_untrained_cfg("mn14"))
+@register_backbone("mn14", default_cfg=_untrained_cfg("mn14"), family=FAMILY)
 def mn14(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn14"], **kwargs)
 
 
-@register_backbone("mn16", default_cfg=_untrained_cfg("mn16"))
+@register_backbone("mn16", default_cfg=_untrained_cfg("mn16"), family=FAMILY)
 def mn16(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn16"], **kwargs)
 
 
-@register_backbone("mn20", weights=_WEIGHTS["mn20"], default_tag="as")
+@register_backbone("mn20", weights=_WEIGHTS["mn20"], default_tag="as", family=FAMILY)
 def mn20(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn20"], **kwargs)
 
 
-@register_backbone("mn30", weights=_WEIGHTS["mn30"], default_tag="as")
+@register_backbone("mn30", weights=_WEIGHTS["mn30"], default_tag="as", family=FAMILY)
 def mn30(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn30"], **kwargs)
 
 
-@register_backbone("mn40", weights=_WEIGHTS["mn40"], default_tag="as")
+@register_backbone("mn40", weights=_WEIGHTS["mn40"], default_tag="as", family=FAMILY)
 def mn40(**kwargs: Any) -> MobileNetV3:
     return MobileNetV3(width_mult=WIDTHS["mn40"], **kwargs)

@@ -237,7 +237,9 @@ _CITATION = """@inproceedings{koutini2022passt,
   booktitle = {Interspeech 2022},
   year      = {2022},
 }"""
-_LABEL_SETS = {"audioset": 527, "fsd50k": 200, "openmic": 20}
+FAMILY = "PaSST"
+# The smallest PaSST the registry-wide tests build: same structure, 32 wide, one block.
+TEST_KWARGS = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 
 
 def _cfg(
@@ -246,38 +248,22 @@ def _cfg(
     url: str,
     *,
     metrics: dict[str, float],
-    labels: str = "audioset",
+    label_set: str = "audioset",
     hop: int = 320,
-    fstride: int = 10,
-    input_tdim: int = 998,
-    depth: int = 12,
     notes: str | None = None,
     **patchout: int,
 ) -> PretrainedCfg:
+    """One released checkpoint. The architecture's builder fixes strides, time positions and
+    depth; a tag only adds its patchout and its STFT hop (the ``stft_mel`` defaults otherwise)."""
     return PretrainedCfg(
         arch=arch,
         tag=tag,
         url=_RELEASES + url,
         converter="passt",
-        frontend={
-            "name": "stft_mel",
-            "sample_rate": 32000,
-            "hop_length": hop,
-            "n_mels": 128,
-            "win_length": 800,
-            "n_fft": 1024,
-            "fmin_aug_range": 10,
-            "fmax_aug_range": 2000,
-        },
-        backbone_kwargs={
-            "fstride": fstride,
-            "tstride": fstride,
-            "input_tdim": input_tdim,
-            "depth": depth,
-            **patchout,
-        },
-        head={"name": "linear", "num_classes": _LABEL_SETS[labels], "norm": True, "norm_eps": 1e-5},
-        labels=labels,
+        frontend={"name": "stft_mel", **({"hop_length": hop} if hop != 320 else {})},
+        backbone_kwargs=patchout,
+        head={"name": "linear", "norm": True},
+        label_set=label_set,
         license="Apache-2.0",
         citation=_CITATION,
         paper="https://arxiv.org/abs/2110.05069",
@@ -322,7 +308,7 @@ PASST_S = [
         "passt_s",
         "fsd50k",
         "v0.0.5/fsd50k-passt-s-f128-p16-s10-ap.655.pt",
-        labels="fsd50k",
+        label_set="fsd50k",
         metrics={"fsd50k_mAP": 0.655},
         notes="Fine-tuned on FSD50K.",
     ),
@@ -330,7 +316,7 @@ PASST_S = [
         "passt_s",
         "openmic",
         "v0.0.5/openmic-passt-s-f128-10sec-p16-s10-ap.85.pt",
-        labels="openmic",
+        label_set="openmic",
         metrics={"openmic_mAP": 0.85},
         notes="Fine-tuned on OpenMIC-2018.",
     ),
@@ -340,7 +326,6 @@ PASST_S_S12 = [
         "passt_s_s12",
         "as",
         f"{_V2}-s12-ap.473-swa.pt",
-        fstride=12,
         metrics={_AS: 0.473},
         notes="AudioSet, patch stride 12, SWA.",
     ),
@@ -348,7 +333,6 @@ PASST_S_S12 = [
         "passt_s_s12",
         "as_noswa",
         f"{_V2}-s12-ap.470.pt",
-        fstride=12,
         metrics={_AS: 0.470},
         notes="AudioSet, patch stride 12, without SWA.",
     ),
@@ -358,7 +342,6 @@ PASST_S_S14 = [
         "passt_s_s14",
         "as",
         f"{_V2}-s14-ap.471-swa.pt",
-        fstride=14,
         metrics={_AS: 0.471},
         notes="AudioSet, patch stride 14, SWA.",
     ),
@@ -366,7 +349,6 @@ PASST_S_S14 = [
         "passt_s_s14",
         "as_noswa",
         f"{_V2}-s14-ap.469.pt",
-        fstride=14,
         metrics={_AS: 0.469},
         notes="AudioSet, patch stride 14, without SWA.",
     ),
@@ -376,7 +358,6 @@ PASST_S_S16 = [
         "passt_s_s16",
         "as",
         f"{_V2}-s16-ap.473-swa.pt",
-        fstride=16,
         metrics={_AS: 0.473},
         notes="AudioSet, patch stride 16, SWA.",
     ),
@@ -384,7 +365,6 @@ PASST_S_S16 = [
         "passt_s_s16",
         "as_noswa",
         f"{_V2}-s16-ap.468.pt",
-        fstride=16,
         metrics={_AS: 0.468},
         notes="AudioSet, patch stride 16, without SWA.",
     ),
@@ -392,7 +372,6 @@ PASST_S_S16 = [
         "passt_s_s16",
         "as_nopatchout",
         "v.0.0.7-audioset/passt-b-f128-p16-s16-ap.459.pt",
-        fstride=16,
         metrics={_AS: 0.459},
         s_patchout_t=0,
         s_patchout_f=0,
@@ -402,7 +381,6 @@ PASST_S_S16 = [
         "passt_s_s16",
         "as_u600",
         "v.0.0.7-audioset/passt-u600-f128-p16-s16-ap.460.pt",
-        fstride=16,
         metrics={_AS: 0.460},
         s_patchout_t=0,
         s_patchout_f=0,
@@ -413,8 +391,7 @@ PASST_S_S16 = [
         "passt_s_s16",
         "fsd50k",
         "v0.0.5/fsd50k-passt-s-n-f128-p16-s16-ap.642.pt",
-        fstride=16,
-        labels="fsd50k",
+        label_set="fsd50k",
         metrics={"fsd50k_mAP": 0.642},
         notes="Fine-tuned on FSD50K (upstream 'fsd50k-n': patches without overlap).",
     ),
@@ -425,7 +402,6 @@ PASST_S_HOP100 = [
         "as",
         "v0.0.3-audioset/passt-s-f128-stfthop100-p16-s10-ap.473-swa.pt",
         hop=100,
-        input_tdim=3200,
         metrics={_AS: 0.473},
         notes="AudioSet, STFT hop 100 samples: 3200 frames per 10 s, SWA.",
     ),
@@ -436,7 +412,6 @@ PASST_S_HOP160 = [
         "as",
         "v0.0.3-audioset/passt-s-f128-stfthop160-p16-s10-ap.473-swa.pt",
         hop=160,
-        input_tdim=2000,
         metrics={_AS: 0.473},
         notes="AudioSet, STFT hop 160 samples: 2000 frames per 10 s, SWA.",
     ),
@@ -446,7 +421,6 @@ PASST_S_20S = [
         "passt_s_20s",
         "as",
         "v0.0.5/passt-s-f128-20sec-p16-s10-ap.474-swa.pt",
-        input_tdim=2000,
         metrics={_AS: 0.474},
         notes="AudioSet, time positions for 20 s (trained on 10 s crops at random offsets), SWA.",
     ),
@@ -456,7 +430,6 @@ PASST_S_30S = [
         "passt_s_30s",
         "as",
         "v0.0.5/passt-s-f128-30sec-p16-s10-ap.473-swa.pt",
-        input_tdim=3000,
         metrics={_AS: 0.473},
         notes="AudioSet, time positions for 30 s (trained on 10 s crops at random offsets), SWA.",
     ),
@@ -466,7 +439,6 @@ PASST_L = [
         "passt_l",
         "as_kd",
         "v.0.0.10/passt-l-kd-ap.47.pt",
-        depth=7,
         metrics={_AS: 0.4708},
         notes="PaSST-L (7 blocks), AudioSet with knowledge distillation.",
     ),
@@ -478,55 +450,55 @@ PASST_L = [
 # (e.g. ``create("passt_s.as", s_patchout_t=0)`` for frame-level fine-tuning).
 
 
-@register_backbone("passt_s", weights=PASST_S)
+@register_backbone("passt_s", weights=PASST_S, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s(**kwargs: Any) -> PaSST:
     """PaSST-S: 12 blocks, patch stride 10, 10 s clips at hop 320."""
     return PaSST(**kwargs)
 
 
-@register_backbone("passt_s_s12", weights=PASST_S_S12)
+@register_backbone("passt_s_s12", weights=PASST_S_S12, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_s12(**kwargs: Any) -> PaSST:
     """PaSST-S with patch stride 12 (less overlap, fewer tokens)."""
     return PaSST(**{"fstride": 12, "tstride": 12, **kwargs})
 
 
-@register_backbone("passt_s_s14", weights=PASST_S_S14)
+@register_backbone("passt_s_s14", weights=PASST_S_S14, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_s14(**kwargs: Any) -> PaSST:
     """PaSST-S with patch stride 14."""
     return PaSST(**{"fstride": 14, "tstride": 14, **kwargs})
 
 
-@register_backbone("passt_s_s16", weights=PASST_S_S16)
+@register_backbone("passt_s_s16", weights=PASST_S_S16, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_s16(**kwargs: Any) -> PaSST:
     """PaSST-S with patch stride 16 (no overlap)."""
     return PaSST(**{"fstride": 16, "tstride": 16, **kwargs})
 
 
-@register_backbone("passt_s_hop100", weights=PASST_S_HOP100)
+@register_backbone("passt_s_hop100", weights=PASST_S_HOP100, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_hop100(**kwargs: Any) -> PaSST:
     """PaSST-S for spectrograms with hop 100 (3200 frames per 10 s)."""
     return PaSST(**{"input_tdim": 3200, **kwargs})
 
 
-@register_backbone("passt_s_hop160", weights=PASST_S_HOP160)
+@register_backbone("passt_s_hop160", weights=PASST_S_HOP160, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_hop160(**kwargs: Any) -> PaSST:
     """PaSST-S for spectrograms with hop 160 (2000 frames per 10 s)."""
     return PaSST(**{"input_tdim": 2000, **kwargs})
 
 
-@register_backbone("passt_s_20s", weights=PASST_S_20S)
+@register_backbone("passt_s_20s", weights=PASST_S_20S, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_20s(**kwargs: Any) -> PaSST:
     """PaSST-S with time positions for 20 s clips."""
     return PaSST(**{"input_tdim": 2000, **kwargs})
 
 
-@register_backbone("passt_s_30s", weights=PASST_S_30S)
+@register_backbone("passt_s_30s", weights=PASST_S_30S, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_s_30s(**kwargs: Any) -> PaSST:
     """PaSST-S with time positions for 30 s clips."""
     return PaSST(**{"input_tdim": 3000, **kwargs})
 
 
-@register_backbone("passt_l", weights=PASST_L)
+@register_backbone("passt_l", weights=PASST_L, family=FAMILY, test_kwargs=TEST_KWARGS)
 def passt_l(**kwargs: Any) -> PaSST:
     """PaSST-L: PaSST-S with 7 blocks."""
     return PaSST(**{"depth": 7, **kwargs})

@@ -61,15 +61,20 @@ class Converter:
         name: registered name (used in :class:`~audiozoo.PretrainedCfg`).
         rules: the rules, tried in order.
         unwrap: keys under which upstream files nest their state dict (``"model"``, ...).
+        prepare: optional step on the whole unwrapped state dict before the rules, for what no
+            single-key rule can do (folding weight norm, tensors saved once per layer, ...).
     """
 
     name: str
     rules: tuple[Rule, ...]
     unwrap: tuple[str, ...] = ("state_dict", "model")
+    prepare: Callable[[StateDict], StateDict] | None = None
 
     def __call__(self, checkpoint: Mapping[str, object]) -> StateDict:
         """Convert an upstream checkpoint (a state dict, possibly nested) to audiozoo keys."""
         sd = _unwrap(checkpoint, self.unwrap)
+        if self.prepare is not None:
+            sd = self.prepare(sd)
         out: StateDict = {}
         unknown: list[str] = []
         for key, value in sd.items():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
 from .._registry import frontends
+from ..augment import freq_mask, time_mask
 
 __all__ = ["Frontend", "register_frontend"]
 
@@ -18,7 +20,10 @@ class Frontend(nn.Module, metaclass=abc.ABCMeta):
 
     A frontend reproduces the preprocessing a checkpoint was trained with. Subclasses build their
     filterbanks and windows once in ``__init__`` (as non-persistent buffers) and implement
-    :meth:`forward` and :meth:`num_frames`.
+    :meth:`forward` and :meth:`num_frames`. Every constructor argument is stored as an attribute
+    of the same name, so :meth:`config` follows from the constructor. Frontends with SpecAugment
+    take ``freqm``, ``timem`` and ``augment`` and call :meth:`_init_spec_augment` and
+    :meth:`_spec_augment`.
 
     Attributes:
         sample_rate: the sample rate (Hz) the frontend expects its input at.
@@ -40,9 +45,38 @@ class Frontend(nn.Module, metaclass=abc.ABCMeta):
     def num_frames(self, num_samples: int) -> int:
         """Number of output frames ``T`` for an input of ``num_samples`` samples."""
 
-    @abc.abstractmethod
     def config(self) -> dict[str, Any]:
         """JSON-serialisable constructor arguments; ``cls(**config())`` rebuilds the frontend."""
+        params = inspect.signature(type(self).__init__).parameters.values()
+        return {
+            p.name: getattr(self, p.name)
+            for p in params
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    # ------------------------------------------------------------------ SpecAugment
+    def _init_spec_augment(self, freqm: int, timem: int, augment: bool) -> None:
+        """Check and store the SpecAugment options; ``generator`` (a ``torch.Generator`` or
+        None for torch's global one) drives every random draw of the augmentation."""
+        if freqm < 0 or timem < 0:
+            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self.freqm = freqm
+        self.timem = timem
+        self.augment = augment
+        self.generator: torch.Generator | None = None
+
+    @property
+    def augmenting(self) -> bool:
+        """True in train mode with ``augment=True``: training-time augmentation runs."""
+        return self.training and bool(getattr(self, "augment", False))
+
+    def _spec_augment(self, spec: torch.Tensor) -> torch.Tensor:
+        """Frequency then time masks of up to ``freqm``/``timem`` bins, i.i.d. per example, when
+        :attr:`augmenting`; ``spec`` unchanged otherwise. Args: spec (B, F, T)."""
+        if not self.augmenting:
+            return spec
+        spec = freq_mask(spec, self.freqm, generator=self.generator)
+        return time_mask(spec, self.timem, generator=self.generator)
 
     @property
     def frame_rate(self) -> float:

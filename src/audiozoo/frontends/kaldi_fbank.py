@@ -21,12 +21,10 @@ layout is (B, T, F)).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from .._errors import InvalidAudioError
-from ..augment import freq_mask, time_mask
 from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
@@ -119,8 +117,7 @@ class KaldiFbank(Frontend):
             raise ValueError(f"target_frames must be >= 1 or None, got {target_frames}")
         if std <= 0:
             raise ValueError(f"std must be > 0, got {std}")
-        if freqm < 0 or timem < 0:
-            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self._init_spec_augment(freqm, timem, augment)
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.frame_length_ms = frame_length_ms
@@ -129,43 +126,23 @@ class KaldiFbank(Frontend):
         self.n_fft = 1 << (self.win_length - 1).bit_length()  # next power of two (400 -> 512)
         self.low_freq = float(low_freq)
         self.high_freq = float(high_freq)
-        self.window_type = window
+        self.window = window
         self.preemphasis = float(preemphasis)
         self.target_frames = target_frames
         self.mean = float(mean)
         self.std = float(std)
-        self.freqm = freqm
-        self.timem = timem
-        self.augment = augment
         self.min_samples = 1
-        self.generator: torch.Generator | None = None
-        self.register_buffer("window", _kaldi_window(window, self.win_length), persistent=False)
+        self.register_buffer(
+            "window_samples", _kaldi_window(window, self.win_length), persistent=False
+        )
         self.register_buffer(
             "mel_bank",
             kaldi_mel_banks(n_mels, self.n_fft, sample_rate, self.low_freq, self.high_freq),
             persistent=False,
         )
-        self.window: torch.Tensor
+        self.window_samples: torch.Tensor
         self.mel_bank: torch.Tensor
         self._mel_blocks = band_blocks(self.mel_bank)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "sample_rate": self.sample_rate,
-            "n_mels": self.n_mels,
-            "frame_length_ms": self.frame_length_ms,
-            "frame_shift_ms": self.frame_shift_ms,
-            "low_freq": self.low_freq,
-            "high_freq": self.high_freq,
-            "window": self.window_type,
-            "preemphasis": self.preemphasis,
-            "target_frames": self.target_frames,
-            "mean": self.mean,
-            "std": self.std,
-            "freqm": self.freqm,
-            "timem": self.timem,
-            "augment": self.augment,
-        }
 
     def num_frames(self, num_samples: int) -> int:
         if num_samples < self.min_samples:
@@ -188,9 +165,7 @@ class KaldiFbank(Frontend):
                     logmel = torch.nn.functional.pad(logmel, (0, missing))  # zeros, log domain
                 else:
                     logmel = logmel[..., : self.target_frames]
-            if self.training and self.augment:
-                logmel = freq_mask(logmel, self.freqm, generator=self.generator)
-                logmel = time_mask(logmel, self.timem, generator=self.generator)
+            logmel = self._spec_augment(logmel)
             # In place: logmel is a fresh tensor that no autograd node saved (log keeps its input).
             out = logmel.sub_(self.mean).div_(2.0 * self.std)
         return out.unsqueeze(1)
@@ -212,7 +187,7 @@ class KaldiFbank(Frontend):
             body[..., 0] = centred[..., 0] - self.preemphasis * centred[..., 0]
         else:
             body.copy_(centred)
-        body.mul_(self.window)
+        body.mul_(self.window_samples)
         spectrum = torch.view_as_real(torch.fft.rfft(buffer))  # (B, T, F, 2)
         # |X|² as re² + im²: 6x faster than abs().square(), equal up to float32 rounding.
         squares = spectrum.square()

@@ -19,12 +19,9 @@ course CNN's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from .._errors import InvalidAudioError
-from ..augment import freq_mask, time_mask
 from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import melscale_fbanks
@@ -112,8 +109,7 @@ class MelSpectrogram(Frontend):
             raise ValueError(f'top_db={top_db} needs log="db" and a value >= 0')
         if std is not None and std <= 0:
             raise ValueError(f"std must be > 0, got {std}")
-        if freqm < 0 or timem < 0:
-            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self._init_spec_augment(freqm, timem, augment)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
@@ -131,11 +127,7 @@ class MelSpectrogram(Frontend):
         self.top_db = top_db
         self.mean = mean
         self.std = std
-        self.freqm = freqm
-        self.timem = timem
-        self.augment = augment
         self.min_samples = 1
-        self.generator: torch.Generator | None = None
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
         fbanks = melscale_fbanks(
             n_fft // 2 + 1, self.f_min, self.f_max, n_mels, sample_rate, norm, mel_scale
@@ -145,30 +137,6 @@ class MelSpectrogram(Frontend):
         self.window: torch.Tensor
         self.mel_bank: torch.Tensor
         self._mel_blocks = band_blocks(self.mel_bank)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "win_length": self.win_length,
-            "hop_length": self.hop_length,
-            "f_min": self.f_min,
-            "f_max": self.f_max,
-            "n_mels": self.n_mels,
-            "power": self.power,
-            "center": self.center,
-            "pad_mode": self.pad_mode,
-            "norm": self.norm,
-            "mel_scale": self.mel_scale,
-            "log": self.log,
-            "log_offset": self.log_offset,
-            "top_db": self.top_db,
-            "mean": self.mean,
-            "std": self.std,
-            "freqm": self.freqm,
-            "timem": self.timem,
-            "augment": self.augment,
-        }
 
     def num_frames(self, num_samples: int) -> int:
         if num_samples < self.min_samples:
@@ -201,9 +169,7 @@ class MelSpectrogram(Frontend):
                 if self.top_db is not None:
                     floor = mel.amax(dim=(-2, -1), keepdim=True) - self.top_db  # per clip
                     mel = torch.maximum(mel, floor)
-            if self.training and self.augment:
-                mel = freq_mask(mel, self.freqm, generator=self.generator)
-                mel = time_mask(mel, self.timem, generator=self.generator)
+            mel = self._spec_augment(mel)
             if self.mean is not None:
                 mel = mel - self.mean
             if self.std is not None:

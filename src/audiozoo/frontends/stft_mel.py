@@ -19,12 +19,9 @@ i.i.d. per example (SpecAugment, value 0 before normalisation).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from .._errors import InvalidAudioError
-from ..augment import freq_mask, time_mask
 from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
@@ -64,6 +61,9 @@ class StftMel(Frontend):
     Attributes:
         generator: optional ``torch.Generator`` used for every random draw of the augmentation
             (None = torch's global generator). Not part of :meth:`config`.
+
+    The defaults are EfficientAT's and PaSST's 32 kHz settings: the one definition of them that
+    every 32 kHz tag builds on.
     """
 
     def __init__(
@@ -91,8 +91,7 @@ class StftMel(Frontend):
                 f"fmin_aug_range and fmax_aug_range must be >= 1 (1 = no jitter), got "
                 f"{fmin_aug_range} and {fmax_aug_range}"
             )
-        if freqm < 0 or timem < 0:
-            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
+        self._init_spec_augment(freqm, timem, augment)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
@@ -102,11 +101,7 @@ class StftMel(Frontend):
         self.fmax = float(sample_rate // 2 - fmax_aug_range // 2 if fmax is None else fmax)
         self.fmin_aug_range = fmin_aug_range
         self.fmax_aug_range = fmax_aug_range
-        self.freqm = freqm
-        self.timem = timem
-        self.augment = augment
         self.min_samples = 2  # pre-emphasis needs N - 1 >= 1
-        self.generator: torch.Generator | None = None
         self.register_buffer(
             "window", torch.hann_window(win_length, periodic=False), persistent=False
         )
@@ -119,22 +114,6 @@ class StftMel(Frontend):
         self.mel_bank: torch.Tensor
         self._mel_blocks = band_blocks(self.mel_bank)
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "win_length": self.win_length,
-            "hop_length": self.hop_length,
-            "n_mels": self.n_mels,
-            "fmin": self.fmin,
-            "fmax": self.fmax,
-            "fmin_aug_range": self.fmin_aug_range,
-            "fmax_aug_range": self.fmax_aug_range,
-            "freqm": self.freqm,
-            "timem": self.timem,
-            "augment": self.augment,
-        }
-
     def num_frames(self, num_samples: int) -> int:
         if num_samples < self.min_samples:
             raise InvalidAudioError(
@@ -146,7 +125,7 @@ class StftMel(Frontend):
         """Args: waveform (B, N) float, N >= 2. Returns: (B, 1, n_mels, 1 + (N - 1) // hop) float32."""
         check_waveform(waveform, self.min_samples, "stft_mel")
         num_frames = self.num_frames(waveform.shape[-1])
-        augmenting = self.training and self.augment
+        augmenting = self.augmenting
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
             if augmenting:  # one jittered bank per batch; its blocks only matter on the CPU
@@ -155,10 +134,8 @@ class StftMel(Frontend):
             else:
                 bank, blocks = self.mel_bank, self._mel_blocks
             logmel = by_cpu_chunks(lambda chunk: self._log_mel(chunk, bank, blocks, num_frames), x)
-            if augmenting:
-                logmel = freq_mask(logmel, self.freqm, generator=self.generator)
-                logmel = time_mask(logmel, self.timem, generator=self.generator)
-            out = logmel.add_(_NORM_SHIFT).div_(_NORM_SCALE)
+            out = self._spec_augment(logmel)
+            out = out.add_(_NORM_SHIFT).div_(_NORM_SCALE)
         return out.unsqueeze(1)
 
     def _log_mel(
