@@ -113,7 +113,8 @@ def naive_beats(sd: dict[str, torch.Tensor], cfg: dict, fbank: torch.Tensor) -> 
 
 
 def small_backbone(sd: dict[str, torch.Tensor]) -> BEATs:
-    out = converters.get("beats")(sd)
+    """The backbone of an upstream state dict (its predictor, if any, left out)."""
+    out = converters.get("beats")({k: v for k, v in sd.items() if not k.startswith("predictor.")})
     model = BEATs(**SMALL_KWARGS).eval()
     model.load_state_dict({k[9:]: v for k, v in out.items() if k.startswith("backbone.")})
     return model
@@ -206,11 +207,15 @@ def test_converter_reads_both_weight_norm_forms_and_pretrainedsed_names():
     sd = seeded_state_dict(SMALL_CFG, seed=5)
     unilm = converters.get("beats")({"cfg": SMALL_CFG, "model": sd})
     sed = converters.get("beats")(to_pretrainedsed(sd, seeded_heads(7, 32, seed=5)))
-    assert set(sed) == set(unilm) | {f"head.{h}.{p}" for h in ("strong", "weak") for p in ("weight", "bias")}
+    assert set(sed) == set(unilm) | {
+        f"head.{h}.{p}" for h in ("strong", "weak") for p in ("weight", "bias")
+    }
     for key, value in unilm.items():
         torch.testing.assert_close(sed[key], value, rtol=0, atol=0)
     # PretrainedSED's in-memory names (model.beats.*) are read as well
-    renamed = {k.replace("model.model.", "model.beats."): v for k, v in to_pretrainedsed(sd).items()}
+    renamed = {
+        k.replace("model.model.", "model.beats."): v for k, v in to_pretrainedsed(sd).items()
+    }
     assert set(converters.get("beats")(renamed)) == set(unilm)
     q = sd["encoder.layers.1.self_attn.q_proj.weight"]
     torch.testing.assert_close(unilm["backbone.blocks.1.attn.qkv.weight"][: q.shape[0]], q)
@@ -292,3 +297,47 @@ def test_finetuned_head_is_the_mean_of_per_token_logits():
         pooled = model(fbank.transpose(1, 2).unsqueeze(1)).pooled()
         ours = pooled @ out["head.fc.weight"].T + out["head.fc.bias"]
     torch.testing.assert_close(ours, upstream, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- tags
+
+TINY = dict(audiozoo.get_architecture("beats").test_kwargs)  # 128 bins, 32 wide, 1 layer
+
+
+def test_tags_frontend_and_frame_hop():
+    model = audiozoo.create("beats.iter3", pretrained=False, **TINY)
+    fe = model.frontend
+    assert (fe.window, fe.input_scale, fe.target_frames) == ("povey", 32768.0, None)
+    assert (fe.mean, fe.std, fe.n_mels, fe.sample_rate) == (15.41663, 6.55582, 128, 16000)
+    assert model.frame_hop == pytest.approx(0.16)
+    wave = torch.randn(2, 16000)
+    with torch.no_grad():
+        frames = model.embed(wave, frames=True)
+        clip = model(wave)  # identity head: the clip embedding
+    assert frames.shape == (2, 6, 32) and clip.shape == (2, 32)  # 98 fbank frames -> 6 steps
+    torch.testing.assert_close(clip, model.embed(wave))
+    # the waveform is scaled by 2^15 before the fbank
+    plain = audiozoo.build_frontend({"name": "kaldi_fbank", **{**fe.config(), "input_scale": 1.0}})
+    torch.testing.assert_close(fe(wave), plain(wave * 32768.0))
+
+
+def test_finetuned_tag_has_audioset_labels():
+    cfg = audiozoo.get_pretrained_cfg("beats.iter3_plus_as2m_cpt1")
+    assert cfg.label_set == "audioset" and cfg.num_classes == 527
+    model = audiozoo.create("beats.iter3_plus_as2m_cpt1", pretrained=False, **TINY)
+    assert model.labels is not None and model.labels[137] == "Music"
+
+
+def test_linear_probe_trains_only_the_head():
+    model = audiozoo.create(
+        "beats", head="linear", num_classes=10, freeze=True, pretrained=False, **TINY
+    )
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    wave = torch.randn(2, 8000)
+    loss = torch.nn.functional.cross_entropy(model(wave), torch.tensor([1, 7]))
+    loss.backward()
+    opt.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"head.fc.weight", "head.fc.bias"}

@@ -45,7 +45,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def waves(seconds: float, batch: int = 2) -> torch.Tensor:
     g = torch.Generator().manual_seed(int(seconds * 10))
-    n = int(round(16000 * seconds))
+    n = round(16000 * seconds)
     t = torch.arange(n) / 16000
     tone = 0.3 * torch.sin(2 * math.pi * 440 * t) * (t % 1.0 < 0.5)
     return torch.stack([tone + 0.05 * torch.randn(n, generator=g) for _ in range(batch)])
@@ -101,7 +101,9 @@ def test_beats_finetuned_matches_speechbrain(tmp_path):
     perm = torch.randperm(527, generator=torch.Generator().manual_seed(2)).tolist()
     label_dict = {row: mids[perm[row]] for row in range(527)}
     path = tmp_path / "BEATs_finetuned_seeded.pt"
-    torch.save({"cfg": cfg, "model": seeded_state_dict(cfg, seed=2), "label_dict": label_dict}, path)
+    torch.save(
+        {"cfg": cfg, "model": seeded_state_dict(cfg, seed=2), "label_dict": label_dict}, path
+    )
     upstream = sbm.BEATs(ckp_path=str(path), freeze=True).eval()
     ours = audiozoo.create("beats.iter3_plus_as2m_cpt2", pretrained=str(path)).eval()
     assert ours.labels is not None and ours.labels[0] == "Speech"
@@ -149,7 +151,7 @@ def strong_model(pretrainedsed, tmp_path_factory):
 
 @pytest.mark.parametrize("case", ["10s", "3p3s", "23s"])
 def test_beats_strong_matches_pretrainedsed(pretrainedsed, strong_model, case):
-    meta, ref = pretrainedsed
+    _, ref = pretrainedsed
     wave = ref[f"{case}.wave"]  # (1, N)
     frames = math.ceil(wave.shape[-1] / 640)  # 40 ms frames covering the clip
     with torch.no_grad():

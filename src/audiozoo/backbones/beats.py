@@ -68,9 +68,7 @@ PATCH_SIZE = 16
 FBANK_MEAN, FBANK_STD = 15.41663, 6.55582  # upstream BEATs.preprocess defaults
 
 
-def relative_position_buckets(
-    num_buckets: int, max_distance: int, max_offset: int
-) -> torch.Tensor:
+def relative_position_buckets(num_buckets: int, max_distance: int, max_offset: int) -> torch.Tensor:
     """Bucket of every key-minus-query offset ``-max_offset .. max_offset`` (int64, CPU).
 
     Upstream's (T5/WavLM) bidirectional bucketing, computed the same way in float32 on the CPU so
@@ -87,7 +85,9 @@ def relative_position_buckets(
     dist = rel.abs()
     max_exact = half // 2
     large = max_exact + (
-        torch.log(dist.float() / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)
+        torch.log(dist.float() / max_exact)
+        / math.log(max_distance / max_exact)
+        * (half - max_exact)
     ).to(torch.long)
     large = torch.minimum(large, torch.full_like(large, half - 1))
     return buckets + torch.where(dist < max_exact, dist, large)

@@ -27,7 +27,7 @@ the order of AudioSet's ``class_labels_indices.csv`` (see unilm issue 1012), so 
 reorders the predictor rows into that canonical order, the order of audiozoo's ``audioset`` label
 set; a fine-tuned checkpoint without ``label_dict`` is refused rather than mislabelled. The
 ``cfg`` of unilm files is checked against what this implementation computes (deep norm, gated
-relative positions, 320 buckets up to distance 800, GELU, 16x16 patches).
+relative positions up to distance 800, post-LN, GELU).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from .._errors import CheckpointError
+from ..labels import get_label_set
 from .base import Converter, Rule, StateDict, register_converter
 
 __all__ = ["BEATS", "BEATsConverter", "fold_weight_norm", "prepare_beats"]
@@ -47,18 +48,15 @@ _PREFIX = r"(?:model\.(?:model|beats)\.)?"  # PretrainedSED's wrapper (file / in
 _P = r"(weight|bias)"
 _LAYER = rf"{_PREFIX}encoder\.layers\.(\d+)\."
 
-# What the checkpoints' cfg must say for this implementation to compute the same function.
+# What the checkpoints' cfg must say for this implementation to compute the same function: the
+# settings that no tensor shape reveals (shapes are checked when the weights are loaded).
 EXPECTED_CFG: dict[str, object] = {
-    "input_patch_size": 16,
     "layer_norm_first": False,
     "deep_norm": True,
     "relative_position_embedding": True,
     "gru_rel_pos": True,
-    "num_buckets": 320,
     "max_distance": 800,
     "activation_fn": "gelu",
-    "conv_pos": 128,
-    "conv_pos_groups": 16,
 }
 
 
@@ -142,9 +140,7 @@ _RULES = (
     # encoder.layer_norm.weight -> backbone.norm.weight (after the positional convolution)
     Rule(rf"{_PREFIX}encoder\.layer_norm\.{_P}", r"backbone.norm.\1"),
     # encoder.relative_attention_bias.weight (layer 0's, by prepare) -> backbone.rel_pos_bias
-    Rule(
-        rf"{_PREFIX}encoder\.relative_attention_bias\.weight", "backbone.rel_pos_bias.weight"
-    ),
+    Rule(rf"{_PREFIX}encoder\.relative_attention_bias\.weight", "backbone.rel_pos_bias.weight"),
     # encoder.layers.0.self_attn.qkv_proj.weight (fused by prepare) -> backbone.blocks.0.attn.qkv
     Rule(rf"{_LAYER}self_attn\.qkv_proj\.{_P}", r"backbone.blocks.\1.attn.qkv.\2"),
     # encoder.layers.0.self_attn.out_proj.weight -> backbone.blocks.0.attn.proj.weight
@@ -218,9 +214,8 @@ def canonical_order(label_dict: Mapping[object, object], num_classes: int) -> to
     Returns:
         (num_classes,) int64 ``order`` with ``weight[order][i]`` the row of canonical class ``i``.
     """
-    from ..labels import audioset_mids
-
-    canonical = audioset_mids()
+    canonical = get_label_set("audioset").ids
+    assert canonical is not None  # the AudioSet label set carries its MIDs
     if num_classes != len(canonical):
         raise CheckpointError(
             f"beats: the predictor has {num_classes} classes; AudioSet has {len(canonical)}"
