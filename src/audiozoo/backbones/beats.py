@@ -51,7 +51,7 @@ The predictor dropout (0.1, training only) is not reproduced.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -297,15 +297,20 @@ class BEATs(Backbone):
                     nn.init.zeros_(m.bias)
         d = self.num_features
         nn.init.normal_(self.pos_conv.weight, std=math.sqrt(4.0 / (conv_pos * d)))
+        assert self.pos_conv.bias is not None
         nn.init.zeros_(self.pos_conv.bias)
         if deep_norm:
             beta = (8.0 * depth) ** -0.25
-            for block in self.blocks:
+            for block in self.layers():
                 w = block.attn.qkv.weight.data
                 for part, gain in zip(w.split(d), (1.0, 1.0, beta), strict=True):
                     nn.init.xavier_normal_(part, gain=gain)
                 for lin in (block.attn.proj, block.mlp.fc1, block.mlp.fc2):
                     nn.init.xavier_normal_(lin.weight, gain=beta)
+
+    def layers(self) -> list[BEATsLayer]:
+        """The transformer layers, typed."""
+        return [cast(BEATsLayer, block) for block in self.blocks]
 
     def num_output_frames(self, num_frames: int) -> int:
         t = num_frames // PATCH_SIZE
