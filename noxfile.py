@@ -41,6 +41,7 @@ PARITY_PEERS = [
     "transformers",
     "hear21passt",
     "dasheng",  # Dasheng (audio_transformer) parity
+    "speechbrain",
 ]
 
 # Python only: ruff also formats the code blocks of Markdown files, and the docs' examples align

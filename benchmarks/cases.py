@@ -282,6 +282,8 @@ def model_cases(s: Settings) -> list[Row]:
             rows += _ced_rows(s, tmp)
         if s.wants("dasheng"):
             rows += _dasheng_rows(s, tmp)
+        if s.wants("beats"):
+            rows += _beats_rows(s, tmp)
     if s.wants("mn10"):
         rows += _mn10_rows(s)
     return rows
@@ -431,11 +433,57 @@ def _ced_rows(s: Settings, tmp: str) -> list[Row]:
 
     return _speed_rows(
         "CED-base forward vs RicherMans/CED",
+# BEATs_iter3's configuration as the unilm checkpoints store it (what speechbrain reads from "cfg")
+_BEATS_CFG: dict[str, Any] = {
+    "input_patch_size": 16,
+    "embed_dim": 512,
+    "conv_bias": False,
+    "encoder_layers": 12,
+    "encoder_embed_dim": 768,
+    "encoder_ffn_embed_dim": 3072,
+    "encoder_attention_heads": 12,
+    "activation_fn": "gelu",
+    "layer_norm_first": False,
+    "deep_norm": True,
+    "conv_pos": 128,
+    "conv_pos_groups": 16,
+    "relative_position_embedding": True,
+    "num_buckets": 320,
+    "max_distance": 800,
+    "gru_rel_pos": True,
+    "finetuned_model": False,
+}
+
+
+def _beats_rows(s: Settings, tmp: str) -> list[Row]:
+    """BEATs encoder (frontend + 12 layers, the token sequence) vs speechbrain's port, one file."""
+    skip = missing("speechbrain", "torchaudio")
+    if skip:
+        ours = audiozoo.create("beats.iter3", pretrained=False)
+    else:
+        with _quiet():
+            upstream = _speechbrain_beats(_BEATS_CFG)
+        _randomize(upstream, 3)
+        path = _tmp_checkpoint({"cfg": _BEATS_CFG, "model": upstream.state_dict()}, tmp, "beats.pt")
+        ours = audiozoo.create("beats.iter3", pretrained=path)  # through the "beats" converter
+
+    def run_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        return lambda: ours.features(x).grid.permute(0, 3, 2, 1).flatten(1, 2)
+
+    def run_theirs(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        lengths = torch.ones(b)
+        return lambda: upstream.extract_features(x, lengths)[0]
+
+    return _speed_rows(
+        "BEATs forward vs speechbrain",
         run_ours,
         run_theirs,
         check=max_rel_diff,
         tol=MODEL_TOL,
         targets={1: 1.0, 8: 1.0},
+        targets={8: 1.0},
         settings=s,
         repeats=s.model_repeats,
         skipped=skip,
@@ -478,6 +526,18 @@ def _dasheng_rows(s: Settings, tmp: str) -> list[Row]:
         skipped=skip,
         compare_name="rel",
     )
+
+
+def _speechbrain_beats(cfg: dict[str, Any]) -> torch.nn.Module:
+    """speechbrain's BEATs built with ``cfg`` (its constructor otherwise reads it from a file)."""
+    from speechbrain.lobes.models import beats
+
+    original = beats.BEATsConfig
+    beats.BEATsConfig = lambda _=None: original(cfg)  # type: ignore[assignment,misc]
+    try:
+        return beats.BEATs(freeze=True).eval()
+    finally:
+        beats.BEATsConfig = original  # type: ignore[misc]
 
 
 def _mn10_rows(s: Settings) -> list[Row]:

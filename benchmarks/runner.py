@@ -27,7 +27,7 @@ from .cases import Settings, frontend_cases, missing, model_cases
 
 __all__ = ["main"]
 
-GROUPS = ("frontends", "passt", "ast", "ced", "dasheng", "mn10", "train", "startup")
+GROUPS = ("frontends", "passt", "ast", "ced", "dasheng", "beats", "mn10", "train", "startup")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -251,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         train_cases = [TrainCase("mn10", 16, 0.5), TrainCase("passt_s", 4, None)]
         steps, n_startup = args.train_steps, 5
 
-    peers = [p for p in ("hear21passt", "torchaudio", "timm", "transformers") if not missing(p)]
+    peers = [
+        p
+        for p in ("hear21passt", "torchaudio", "timm", "transformers", "speechbrain")
+        if not missing(p)
+    ]
     header = [
         "# audiozoo benchmarks",
         "",

@@ -16,6 +16,12 @@ and normalisation (``reference/upstream-models.md`` §1.2, §4.1), for a whole b
 
 The output is (B, 1, n_mels, T), frequency first like every audiozoo frontend (AST's upstream
 layout is (B, T, F)).
+
+BEATs (``BEATs.preprocess``) calls ``kaldi.fbank(waveform * 2**15, num_mel_bins=128,
+sample_frequency=16000, frame_length=25, frame_shift=10)``, i.e. torchaudio's defaults: the
+**povey** window, dither 0, DC removal, pre-emphasis 0.97, 20 Hz to Nyquist, snip_edges, no
+energy (so ``htk_compat`` has no effect); no padding to a fixed length; ``(x - 15.41663) /
+(2 * 6.55582)``. Here: ``window="povey", input_scale=32768, target_frames=None`` and that mean/std.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ class KaldiFbank(Frontend):
         freqm: maximum width of the training frequency mask (0 = none).
         timem: maximum width of the training time mask (0 = none).
         augment: apply SpecAugment in train mode.
+        input_scale: factor applied to the waveform first (BEATs: 2^15 = 32768, the int16 range
+            its statistics were computed in; 1 keeps float audio as is, as AST).
 
     Attributes:
         generator: optional ``torch.Generator`` used for the augmentation's random draws.
@@ -99,6 +107,7 @@ class KaldiFbank(Frontend):
         freqm: int = 0,
         timem: int = 0,
         augment: bool = False,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if window not in _WINDOWS:
@@ -117,6 +126,8 @@ class KaldiFbank(Frontend):
             raise ValueError(f"target_frames must be >= 1 or None, got {target_frames}")
         if std <= 0:
             raise ValueError(f"std must be > 0, got {std}")
+        if not input_scale > 0:
+            raise ValueError(f"input_scale must be > 0, got {input_scale}")
         self._init_spec_augment(freqm, timem, augment)
         self.sample_rate = sample_rate
         self.n_mels = n_mels
@@ -131,6 +142,7 @@ class KaldiFbank(Frontend):
         self.target_frames = target_frames
         self.mean = float(mean)
         self.std = float(std)
+        self.input_scale = float(input_scale)
         self.min_samples = 1
         self.register_buffer(
             "window_samples", _kaldi_window(window, self.win_length), persistent=False
@@ -156,6 +168,8 @@ class KaldiFbank(Frontend):
         check_waveform(waveform, self.min_samples, "kaldi_fbank")
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
+            if self.input_scale != 1.0:  # before framing, as BEATs scales the waveform
+                x = x * self.input_scale
             if x.shape[-1] < self.win_length:  # shorter than one frame: see the class docstring
                 x = torch.nn.functional.pad(x, (0, self.win_length - x.shape[-1]))
             logmel = by_cpu_chunks(self._log_mel, x)
