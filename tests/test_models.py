@@ -57,6 +57,8 @@ def test_every_family_is_registered():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_forward_backward(arch: str, head: str):
     model = _build(arch, head)
+    if getattr(model.head, "window_seconds", None):  # fixed-window heads (sed): 2 s windows of
+        model.head.window_seconds, model.head.seq_len = 2.0, 50  # 50 frames keep the test fast
     n = int(SECONDS * model.sample_rate)
     wave = torch.randn(2, n, generator=torch.Generator().manual_seed(1)) * 0.1
 
@@ -76,7 +78,11 @@ def test_forward_backward(arch: str, head: str):
     assert out.shape == expected
 
     model.train()
-    loss = model(wave).float().square().mean()
+    if callable(getattr(model.head, "clip", None)):  # frame + clip outputs (sed): train both
+        both = model.frame_and_clip_logits(wave)
+        loss = both.frames.float().square().mean() + both.clip.float().square().mean()
+    else:
+        loss = model(wave).float().square().mean()
     loss.backward()
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad, f"parameters without gradient: {no_grad[:5]}"

@@ -6,6 +6,7 @@
     audiozoo info NAME [--json]                 architecture, size, MACs, rates, source
     audiozoo download NAME...                   fetch + convert into the cache (for offline use)
     audiozoo tag FILE... [--model mn10] [--top 5] [--json] [--pretrained PATH]
+    audiozoo tag FILE... --events [--model frame_mn10.as_strong] [--threshold 0.5] [--median 0.36]
     audiozoo convert CHECKPOINT --name mn10.as --out DIR
 """
 
@@ -153,6 +154,56 @@ def _scores(model: Any, wave: Any) -> Any:
     return torch.sigmoid(logits)
 
 
+def _median_frames(seconds: float, frame_hop: float) -> int:
+    """The odd number of frames closest to a median filter of ``seconds`` (at least 1)."""
+    frames = max(1, round(seconds / frame_hop))
+    return frames if frames % 2 else frames + 1
+
+
+def _events(model: Any, paths: Sequence[str], args: argparse.Namespace) -> int:
+    """``tag --events``: median-filtered, thresholded frame probabilities as timed events."""
+    import torch
+
+    from .events import detect_events
+
+    window = _median_frames(args.median, model.frame_hop)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for path in paths:
+        wave = _read_audio(path, model.sample_rate)
+        with torch.inference_mode():
+            probs = torch.sigmoid(model(wave))  # (T', K)
+        events = detect_events(
+            probs,
+            model.frame_hop,
+            threshold=args.threshold,
+            median_window=window,
+            labels=model.labels,
+            duration=wave.shape[-1] / model.sample_rate,
+        )
+        results[path] = [
+            {
+                "onset": round(e.onset, 3),
+                "offset": round(e.offset, 3),
+                "label": e.label if isinstance(e.label, str) else f"class_{e.label}",
+                "score": round(e.score, 4),
+            }
+            for e in events
+        ]
+    if args.json:
+        _out(json.dumps(results, indent=2))
+        return 0
+    for path, rows in results.items():
+        _out(
+            f"{path}: {len(rows)} events (threshold {args.threshold:g}, median filter "
+            f"{window} frames of {model.frame_hop:g} s)"
+        )
+        for row in rows:
+            _out(
+                f"  {row['onset']:8.3f} {row['offset']:8.3f}  {row['label']}  ({row['score']:.2f})"
+            )
+    return 0
+
+
 def _cmd_tag(args: argparse.Namespace) -> int:
     from . import create
 
@@ -161,6 +212,13 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     output = getattr(model.head, "output", "clip")
     if output == "embedding":
         raise ValueError(f"{args.model} has no classifier head; choose a tagged model")
+    if args.events:
+        if output != "frame":
+            raise ValueError(
+                f"--events needs a frame-level model, and {args.model} has a clip head; try "
+                "--model frame_mn10.as_strong (sound event detection, 447 classes, 40 ms frames)"
+            )
+        return _events(model, args.files, args)
     labels = model.labels
     results: dict[str, list[dict[str, Any]]] = {}
     for path in args.files:
@@ -226,6 +284,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--pretrained", metavar="PATH", help="weights from this checkpoint file")
     p.add_argument("--cache-dir", help="cache folder (default: $AUDIOZOO_CACHE)")
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="print timed events (onset, offset, label) instead of the top labels; needs a "
+        "frame-level model such as frame_mn10.as_strong",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="--events: frame probability threshold"
+    )
+    p.add_argument(
+        "--median",
+        type=float,
+        default=0.36,
+        metavar="SECONDS",
+        help="--events: median filter length (default 0.36 s = 9 frames of 40 ms, as "
+        "PretrainedSED's inference.py)",
+    )
     p.set_defaults(run=_cmd_tag)
 
     p = sub.add_parser("convert", help="upstream checkpoint -> audiozoo format folder")
