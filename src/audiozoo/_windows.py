@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .backbones.base import Backbone
 from .frontends.base import Frontend
 
-__all__ = ["WindowPlan", "average", "plan_windows", "split", "stitch"]
+__all__ = ["WindowPlan", "average", "layer_plan", "plan_windows", "split", "stitch"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,25 @@ def plan_windows(frontend: Frontend, backbone: Backbone, num_samples: int) -> Wi
     )
     out_frames = min(wanted, (count - 1) * step_frames + frames)
     return WindowPlan(num_samples, window, step, count, frame_hop, frames, out_frames)
+
+
+def layer_plan(plan: WindowPlan, ratio: int, window_frames: int) -> WindowPlan:
+    """The plan of a layer with ``ratio`` frames per output frame (an early CNN stage) and
+    ``window_frames`` frames per window: same windows, a ``ratio`` times finer frame grid."""
+    if plan.frame_hop % ratio:
+        raise ValueError(f"frame hop {plan.frame_hop} is not divisible by {ratio}")
+    hop = plan.frame_hop // ratio
+    wanted = max(1, math.ceil(plan.num_samples / hop))
+    covered = (plan.count - 1) * (plan.step // hop) + window_frames
+    return WindowPlan(
+        plan.num_samples,
+        plan.length,
+        plan.step,
+        plan.count,
+        hop,
+        window_frames,
+        min(wanted, covered),
+    )
 
 
 def split(waveform: torch.Tensor, plan: WindowPlan) -> torch.Tensor:

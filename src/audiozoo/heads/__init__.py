@@ -3,6 +3,7 @@
 from .base import Head, register_head
 from .clip import AttentionHead, ConvHead, IdentityHead, LinearHead, MLPHead
 from .frame import FrameHead, RNNHead
+from .weighted import WeightedHead
 
 __all__ = [
     "AttentionHead",
@@ -13,5 +14,6 @@ __all__ = [
     "LinearHead",
     "MLPHead",
     "RNNHead",
+    "WeightedHead",
     "register_head",
 ]
