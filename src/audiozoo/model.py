@@ -143,7 +143,7 @@ class AudioModel(nn.Module):
         self,
         waveform: Any,
         *,
-        frames: bool = False,
+        frames: bool | str = False,
         sample_rate: int | None = None,
         lengths: Any = None,
         layers: Any = None,
@@ -152,7 +152,8 @@ class AudioModel(nn.Module):
 
         Args:
             waveform, sample_rate, lengths: as in :meth:`forward`.
-            frames: frame embeddings instead of clip embeddings.
+            frames: frame embeddings instead of clip embeddings; ``"both"``: the pair
+                ``(clip, frames)`` from one forward.
             layers: None (the backbone's output), ``"all"``, or a layer name or index, or a list
                 of them, from :attr:`layer_names` (negative indices count from the end; the last
                 layer is the backbone's output).
@@ -165,6 +166,8 @@ class AudioModel(nn.Module):
             the chosen layers, in network order, each as above (a layer's frames are
             ``layer_frame_hops[name]`` seconds apart; its width is the layer's own).
         """
+        if frames not in (True, False, "both"):
+            raise ValueError(f"frames= must be True, False or 'both', got {frames!r}")
         names = self.layer_names
         chosen = None if layers is None else self._layer_indices(layers)
         wanted = [i for i in chosen if i != len(names) - 1] if chosen is not None else []
@@ -174,22 +177,28 @@ class AudioModel(nn.Module):
             for i in chosen if chosen is not None else [len(names) - 1]:
                 name = names[i]
                 layer = feats if i == len(names) - 1 else (feats.layers or {})[name]
-                stride = self._layer_ratio(i)
+                clip = None if frames is True else _windows.average(layer.pooled(), plan)
+                seq = None
                 if frames:
-                    out[name] = self._stitch_layer(layer, plan, stride).frames()
-                else:
-                    out[name] = _windows.average(layer.pooled(), plan)
+                    seq = self._stitch_layer(layer, plan, self._layer_ratio(i)).frames()
+                out[name] = clip if seq is None else seq if clip is None else (clip, seq)
             return out
 
         if lengths is not None or is_clip_list(waveform):
             groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
             per_group = {id(g): outputs(g.feats, g.plan) for g in groups}
+
+            def gather(key: str, part: int | None) -> Any:
+                def pick(g: _Group) -> Any:
+                    value = per_group[id(g)][key]
+                    return value if part is None else value[part]
+
+                if frames is True or part == 1:
+                    return _scatter_list(groups, lambda g: list(pick(g)))
+                return _scatter_rows(groups, pick)
+
             per_layer = {
-                key: (
-                    _scatter_list(groups, lambda g, key=key: list(per_group[id(g)][key]))
-                    if frames
-                    else _scatter_rows(groups, lambda g, key=key: per_group[id(g)][key])
-                )
+                key: (gather(key, 0), gather(key, 1)) if frames == "both" else gather(key, None)
                 for key in next(iter(per_group.values()))
             }
             return per_layer if chosen is not None else per_layer[names[-1]]
@@ -197,7 +206,9 @@ class AudioModel(nn.Module):
         feats, plan = self._encode(wave, wanted)
         result = outputs(feats, plan)
         if unbatched:
-            result = {k: v[0] for k, v in result.items()}
+            result = {
+                k: (v[0][0], v[1][0]) if isinstance(v, tuple) else v[0] for k, v in result.items()
+            }
         return result if chosen is not None else result[names[-1]]
 
     def features(self, waveform: torch.Tensor) -> Features:
