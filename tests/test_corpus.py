@@ -96,10 +96,8 @@ def test_workers_and_threads_never_oversubscribe(monkeypatch, cores: int) -> Non
 
     def check(share: int) -> None:
         workers, threads = corpus.plan_cpu()
-        if share == 1:  # decoding in the main process, between model calls
-            assert (workers, threads) == (0, 1)
-        else:  # every core busy, none shared by two pools of threads
-            assert workers >= 1 and threads >= 1 and workers + threads == share
+        assert threads >= 1 and workers + threads == share  # every core used, none twice
+        assert workers == share // 4  # below 4 cores: decoding between model calls
 
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     check(cores)

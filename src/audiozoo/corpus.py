@@ -33,7 +33,8 @@ How a run goes:
 
 Cores (:func:`plan_cpu`): decoding workers and the model's intra-op threads share the process's
 cores (its CPU affinity divided by ``LOCAL_WORLD_SIZE`` under torchrun) without oversubscribing
-them: ``workers + threads <= cores``; DataLoader workers run torch with one thread each.
+them: ``workers + threads <= cores``; DataLoader workers run torch with one thread each; with no
+worker (fewer than 4 cores) files are decoded in the main process between model calls.
 
 Output formats (``format=``):
 
@@ -168,10 +169,13 @@ def plan_cpu(
     """``(decoding workers, model threads)`` that fit this process's share of the cores.
 
     The share is the CPU affinity divided by ``LOCAL_WORLD_SIZE`` (processes on this node under
-    torchrun). On the CPU the model gets the cores the workers leave: with ``c`` cores, one
-    worker per 4 cores (at least 1 from 2 cores on; none on one core, where decoding runs in the
-    main process) and ``c - workers`` threads. On a GPU the model needs one thread and the
-    workers get the rest. Explicit values are kept; the other one is fitted around them.
+    torchrun). On the CPU, decoding (read + resample) is about a fifth of the work for the
+    EfficientAT models (``python -m benchmarks --only corpus``), so it gets one worker per 4
+    cores and the model the other cores: ``workers + threads == cores``. Below 4 cores there is
+    no worker: files are decoded in the main process between model calls (on 2 cores that was
+    faster than giving a whole core to a worker: 34 vs 23 files/s), so decoding and the model
+    never run at the same time. On a GPU the model needs one thread and the workers get the
+    rest. An explicit value is kept and the other one fitted around it.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, (cores or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
@@ -179,10 +183,10 @@ def plan_cpu(
     if workers is None:
         if gpu:
             workers = max(0, cores - (threads or 1))
-        elif cores < 2:
-            workers = 0
+        elif threads is not None:
+            workers = max(0, cores - threads)
         else:
-            workers = max(1, cores // 4) if threads is None else max(0, cores - threads)
+            workers = cores // 4
     if threads is None:
         threads = 1 if gpu else max(1, cores - workers)
     return max(0, workers), max(1, threads)
