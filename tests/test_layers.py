@@ -125,3 +125,21 @@ def test_weighted_head_trains_and_round_trips(arch: str, tmp_path) -> None:
     loaded = audiozoo.create(f"local-dir:{tmp_path / 'm'}")
     with torch.no_grad():
         torch.testing.assert_close(loaded(wave), out)
+
+
+def test_the_layers_page_renders_every_family() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "layers.py"
+    spec = importlib.util.spec_from_file_location("audiozoo_docs_layers", path)
+    assert spec is not None and spec.loader is not None
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    families = page.representatives()
+    assert set(families) == {audiozoo.get_architecture(a).family for a in audiozoo.list_models()}
+    text = page.render_page(families.items(), small=True)
+    for family, arch in families.items():
+        assert f"## {family}" in text
+        for name in _model(arch).layer_names:
+            assert f"| `{name}` |" in text
