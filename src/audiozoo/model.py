@@ -180,7 +180,9 @@ class AudioModel(nn.Module):
                 clip = None if frames is True else _windows.average(layer.pooled(), plan)
                 seq = None
                 if frames:
-                    seq = self._stitch_layer(layer, plan, self._layer_ratio(i)).frames()
+                    ratio = self._layer_ratio(i)
+                    self._check_layer_frames(i, layer, feats, ratio)
+                    seq = self._stitch_layer(layer, plan, ratio).frames()
                 out[name] = clip if seq is None else seq if clip is None else (clip, seq)
             return out
 
@@ -274,6 +276,19 @@ class AudioModel(nn.Module):
                 f"not divide the backbone's {self.backbone.time_stride}"
             )
         return ratio
+
+    def _check_layer_frames(self, index: int, layer: Features, out: Features, ratio: int) -> None:
+        """A layer's frames per window must fit its declared time stride (a family whose stages
+        downsample in time and that does not override ``layer_time_strides`` fails here)."""
+        have, final = layer.grid.shape[-1], out.grid.shape[-1]
+        if abs(have - ratio * final) > ratio + 1:
+            raise NotImplementedError(
+                f"layer {self.layer_names[index]!r} of {type(self.backbone).__name__} has {have} "
+                f"frames where its time stride {self.backbone.layer_time_strides()[index]} "
+                f"predicts about {ratio * final}: the backbone must override "
+                "layer_time_strides(), or layer_features() for a layer of tokens (see "
+                "docs/guides/adding-a-family.md)"
+            )
 
     def _stitch_layer(self, layer: Features, plan: _windows.WindowPlan, ratio: int) -> Features:
         if ratio == 1:

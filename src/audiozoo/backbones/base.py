@@ -139,11 +139,18 @@ class Backbone(nn.Module, metaclass=abc.ABCMeta):
                 or for a stage without a forward of its own the input of the next stage.
             spec: the (B, 1, F, T) spectrogram the backbone was called with.
 
-        The default takes a single (B, C, F', T') tensor as the grid (CNN stages). Transformer
-        families override it to split their token sequence into summary token and grid.
+        The default takes a single (B, C, F', T') tensor as the grid (CNN stages), and a single
+        (B, N, C) token sequence as a one-row grid (B, C, 1, N): its clip embedding is then the
+        mean over all tokens, but its "frames" are tokens, so frame outputs of such a layer
+        raise until the family overrides this hook to split its tokens into summary token and
+        (B, C, F', T') grid (as PaSST and AST do).
         """
-        if len(hidden) == 1 and isinstance(hidden[0], torch.Tensor) and hidden[0].ndim == 4:
-            return Features(grid=hidden[0])
+        if len(hidden) == 1 and isinstance(hidden[0], torch.Tensor):
+            h = hidden[0]
+            if h.ndim == 4:
+                return Features(grid=h)
+            if h.ndim == 3 and h.shape[0] == spec.shape[0]:
+                return Features(grid=h.transpose(1, 2)[:, :, None, :])
         kinds = [tuple(h.shape) if isinstance(h, torch.Tensor) else type(h) for h in hidden]
         raise NotImplementedError(
             f"{type(self).__name__}.layer_features must turn the output of stage {index} "

@@ -64,6 +64,7 @@ from .mobilenet import (
     _batch_norm,
     block_configs,
     conv_out_size,
+    geometry_strides,
     make_divisible,
 )
 from .mobilenet import _frontend as _efficientat_frontend
@@ -424,6 +425,10 @@ class DyMN(Backbone):
         """Stem, the blocks grouped by resolution (a new group at each stride slot), last conv."""
         b = self.blocks
         return [self.stem, b[0:1], b[1:3], b[3:6], b[6:12], b[12:15], self.last_conv]
+
+    def layer_time_strides(self) -> list[int]:
+        """Time stride after each stage (the convs of :attr:`_geometry` up to its last block)."""
+        return geometry_strides(self._geometry, [0, 1, 3, 6, 12, 15, 15])
 
 
 # ---------------------------------------------------------------------------------------------
