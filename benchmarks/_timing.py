@@ -54,9 +54,7 @@ def time_pair(
 def cpu_burners(count: int = 1) -> Iterator[None]:
     """``count`` processes that spin a core each (``while True: pass``) while the block runs:
     a busy machine, reproducibly."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
         time.sleep(0.5)  # let them get going
         yield

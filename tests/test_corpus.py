@@ -68,7 +68,12 @@ def test_find_inputs_folders_lists_and_keys(tmp_path: Path) -> None:
     listing = tmp_path / "list.txt"
     listing.write_text("# one file twice, relative to the list\ndata/a/clip001.wav\n\n")
     items = corpus.find_inputs([folder, listing, folder / "a" / "clip002.wav"])
-    assert [i.key for i in items] == ["a/clip001.wav", "a/clip002.wav", "b/clip000.wav", "b/clip003.wav"]
+    assert [i.key for i in items] == [
+        "a/clip001.wav",
+        "a/clip002.wav",
+        "b/clip000.wav",
+        "b/clip003.wav",
+    ]
     assert all(Path(i.path).is_absolute() and Path(i.path).is_file() for i in items)
     with pytest.raises(FileNotFoundError):
         corpus.find_inputs([tmp_path / "missing.txt"])
@@ -114,7 +119,10 @@ def test_per_file_npz_equals_the_python_api(model, clips: Path, tmp_path: Path) 
     summary = corpus.embed_corpus(model, [clips], out, frames=True, batch_size=3, workers=0)
     assert summary.done == 7 and summary.total == 8 and summary.skipped == 0
     assert list(summary.failures) == ["broken.wav"]
-    assert "Error opening" in summary.failures["broken.wav"] or "recognised" in summary.failures["broken.wav"]
+    assert (
+        "Error opening" in summary.failures["broken.wav"]
+        or "recognised" in summary.failures["broken.wav"]
+    )
     assert summary.audio_seconds > 0 and summary.files_per_s > 0
     assert "1 failed" in summary.text() and "broken.wav" in summary.text()
     for item in corpus.find_inputs([clips]):
@@ -156,7 +164,9 @@ def test_two_shards_merge_to_every_file_once(model, clips: Path, tmp_path: Path,
         pytest.importorskip("pyarrow")
     out = tmp_path / "out"
     for i in range(2):  # two processes, one after the other
-        corpus.embed_corpus(model, [clips], out, format=fmt, shard=f"{i}/2", frames=True, part_size=2)
+        corpus.embed_corpus(
+            model, [clips], out, format=fmt, shard=f"{i}/2", frames=True, part_size=2
+        )
     ext = ".parquet" if fmt == "parquet" else ".npz"
     assert sorted(p.name for p in out.glob("shard-*")) == [
         f"shard-00000-of-00002{ext}",
@@ -277,5 +287,9 @@ def test_tag_threshold_top_k_csv_and_output(tmp_path: Path, capsys) -> None:
     assert lines[0] == "file,rank,index,label,probability"
     assert len(lines) == 1 + 3 * len(files)
     first = lines[1].split(",")
-    assert first[0] == files[0] and first[1] == "1" and float(first[-1]) == full[files[0]][0]["probability"]
+    assert (
+        first[0] == files[0]
+        and first[1] == "1"
+        and float(first[-1]) == full[files[0]][0]["probability"]
+    )
     assert main(["tag", *files, "--model", name, "--threshold", "1.5"]) == 1

@@ -60,7 +60,7 @@ def test_names_indices_and_errors() -> None:
     for k in by_index:
         torch.testing.assert_close(by_index[k], by_name[k], rtol=0, atol=0)
     assert single["blocks.0"].shape == (model.num_features,)  # an (N,) clip: no batch axis
-    with pytest.raises(ValueError, match="unknown layer 'blocks.9'"):
+    with pytest.raises(ValueError, match=r"unknown layer 'blocks\.9'"):
         model.embed(wave, layers="blocks.9")
     with pytest.raises(IndexError, match="out of range"):
         model.embed(wave, layers=7)
@@ -107,7 +107,9 @@ def test_weighted_head_trains_and_round_trips(arch: str, tmp_path) -> None:
     model = _model(arch, "weighted")
     head = model.head
     assert len(head.layer_dims) == len(model.layer_names)
-    torch.testing.assert_close(head.weights, torch.full((len(head.layer_dims),), 1 / len(head.layer_dims)))
+    torch.testing.assert_close(
+        head.weights, torch.full((len(head.layer_dims),), 1 / len(head.layer_dims))
+    )
     wave = 0.1 * torch.randn(2, 20000)
     model.train()
     model(wave).square().mean().backward()
@@ -119,7 +121,9 @@ def test_weighted_head_trains_and_round_trips(arch: str, tmp_path) -> None:
         # by hand: the softmax-weighted sum of the (projected) clip embeddings of all layers
         layers = model.embed(wave, layers="all")
         w = torch.softmax(head.layer_weights, 0)
-        mixed = sum(w[i] * p(v) for i, (p, v) in enumerate(zip(head.proj, layers.values())))
+        mixed = sum(
+            w[i] * p(v) for i, (p, v) in enumerate(zip(head.proj, layers.values(), strict=True))
+        )
         torch.testing.assert_close(out, head.fc(head.norm(mixed)))
     model.save_pretrained(tmp_path / "m")
     loaded = audiozoo.create(f"local-dir:{tmp_path / 'm'}")

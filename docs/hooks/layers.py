@@ -66,7 +66,7 @@ def render_page(families: Iterable[tuple[str, str]] | None = None, small: bool =
     parts = [
         "# Layers of every family",
         "",
-        "`model.embed(wave, layers=...)` returns the embeddings of any layer; `layers=\"all\"` "
+        '`model.embed(wave, layers=...)` returns the embeddings of any layer; `layers="all"` '
         "returns every one, in network order, the backbone output last "
         "([guide](guides/layers.md)). This page is generated from the code when the site is "
         f"built: each family's model, `pretrained=False`, on {SECONDS:g} s of audio. Layer "

@@ -133,9 +133,9 @@ def as_clip_list(
         return clips
     wave, _ = as_waveform(audio, device=device)
     n = torch.as_tensor(lengths)
-    if n.is_floating_point() or n.is_complex() or n.dtype == torch.bool:
-        if not (n.is_floating_point() and bool((n == n.round()).all())):
-            raise AudioTypeError(f"lengths must be integers (samples per clip), got {n.dtype}")
+    fractional = n.is_floating_point() and not bool((n == n.round()).all())
+    if n.is_complex() or n.dtype == torch.bool or fractional:
+        raise AudioTypeError(f"lengths must be integers (samples per clip), got {n.tolist()}")
     n = n.to(torch.int64).reshape(-1) if n.ndim <= 1 else n
     if n.ndim != 1 or n.shape[0] != wave.shape[0]:
         raise InvalidAudioError(

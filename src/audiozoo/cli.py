@@ -167,7 +167,7 @@ def _tag_rows(scores: Any, labels: Any, top_k: int | None, threshold: float | No
     if top_k is None and threshold is None:
         top_k = 5
     order = scores.argsort(descending=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in order.tolist():
         p = float(scores[i])
         if (threshold is not None and p < threshold) or (top_k is not None and len(rows) >= top_k):
@@ -291,7 +291,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         raise ValueError("name the audio files, folders or list files to embed")
     dist = _distributed() if args.shard is None else None
     device = _device_arg(args.device)
-    model = create(args.model, pretrained=_pretrained_arg(args.pretrained), cache_dir=args.cache_dir)
+    model = create(
+        args.model, pretrained=_pretrained_arg(args.pretrained), cache_dir=args.cache_dir
+    )
     model = model.to(device).eval()
     if not args.no_optimize:
         model = optimize_for_inference(model)

@@ -366,7 +366,7 @@ class ShardWriter:
 def _require_pyarrow() -> Any:
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
         raise ImportError(
             "format 'parquet' needs pyarrow: pip install pyarrow (or use --format shard, NPZ)"
@@ -424,7 +424,10 @@ def _read_records(path: Path, keys_only: bool = False) -> tuple[list[str], list[
             return keys, []
         rows = table.to_pylist()
         return keys, [
-            {k: (np.asarray(v, dtype=np.float32) if isinstance(v, list) else v) for k, v in r.items()}
+            {
+                k: (np.asarray(v, dtype=np.float32) if isinstance(v, list) else v)
+                for k, v in r.items()
+            }
             for r in rows
         ]
     with np.load(path, allow_pickle=False) as z:
@@ -432,7 +435,9 @@ def _read_records(path: Path, keys_only: bool = False) -> tuple[list[str], list[
         if keys_only:
             return keys, []
         data = {k: z[k] for k in z.files}
-    records: list[Record] = [{"file": k, "seconds": float(s)} for k, s in zip(keys, data["seconds"])]
+    records: list[Record] = [
+        {"file": k, "seconds": float(s)} for k, s in zip(keys, data["seconds"], strict=True)
+    ]
     for name, value in data.items():
         if name in ("file", "seconds") or name.startswith("frame_offsets"):
             continue
@@ -551,9 +556,7 @@ def _records(
     return records
 
 
-def _batches(
-    dataset: AudioFiles, batch_size: int, workers: int
-) -> Iterator[list[Decoded]]:
+def _batches(dataset: AudioFiles, batch_size: int, workers: int) -> Iterator[list[Decoded]]:
     if workers == 0:
         for start in range(0, len(dataset), batch_size):
             yield [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
@@ -607,8 +610,10 @@ def embed_corpus(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
-    if format == "npy" and layers is not None and not (
-        isinstance(layers, (str, int)) and layers != "all"
+    if (
+        format == "npy"
+        and layers is not None
+        and not (isinstance(layers, (str, int)) and layers != "all")
     ):
         raise ValueError("format 'npy' holds one array per file: choose one layer, or use npz")
     if batch_size < 1:

@@ -159,7 +159,9 @@ class AST(Backbone):
     def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
         """Tokens (B, 2 + F'*T', D) of a block -> summary token (mean of cls and dist) and grid."""
         (tokens,) = hidden
-        token, grid = split_tokens(tokens, 2, *self.patch_embed.grid_shape(self.input_fdim, self.input_tdim))
+        token, grid = split_tokens(
+            tokens, 2, *self.patch_embed.grid_shape(self.input_fdim, self.input_tdim)
+        )
         return Features(grid=grid, token=token)
 
     def stages(self) -> list[nn.Module]:

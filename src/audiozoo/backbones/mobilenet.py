@@ -50,10 +50,10 @@ from .base import Backbone, Features, register_backbone
 __all__ = [
     "ConcurrentSE",
     "ConvNormAct",
-    "geometry_strides",
     "InvertedResidual",
     "MobileNetV3",
     "SqueezeExcitation",
+    "geometry_strides",
     "make_divisible",
 ]
 
