@@ -130,3 +130,14 @@ def test_masked_backbones_declare_it() -> None:
             frames = model.backbone.num_output_frames(t)
             assert rel(feats.token[i], alone.token[0]) < RTOL
             assert rel(feats.grid[i, ..., :frames], alone.grid[0]) < RTOL
+
+
+def test_training_through_a_variable_length_batch() -> None:
+    model = _model("passt_s")
+    model.train()
+    clips = _clips(model, (0.5, 1.2))
+    loss = model(clips).square().mean() + sum(
+        f.square().mean() for f in model.embed(clips, frames=True)
+    )
+    loss.backward()
+    assert model.backbone.cls_token.grad is not None and model.head.fc.weight.grad is not None

@@ -19,7 +19,7 @@ import torch
 import audiozoo
 
 SECONDS = 10.0
-PREFERRED = {"EfficientAT MobileNetV3": "mn10"}  # the family's usual size
+PREFERRED = {"EfficientAT MobileNetV3": "mn10", "EfficientAT DyMN": "dymn10"}  # usual sizes
 
 
 def representatives() -> dict[str, str]:
@@ -45,8 +45,8 @@ def family_section(family: str, arch: str, small: bool = False) -> list[str]:
         f"`{arch}`{' (small test configuration)' if small else ''}: {len(out)} layers; a batch "
         "of clips of different lengths runs "
         + (
-            "as **one padded batch** (`forward_lengths`: padded frames set to the padding "
-            "value and hidden from attention)."
+            "as **one padded batch** (`Backbone.forward_lengths`; see "
+            "[variable lengths](guides/variable-length.md))."
             if masked
             else "in **groups of equal length** (padding would leak into real frames)."
         ),

@@ -151,7 +151,9 @@ class AudioModel(nn.Module):
         """Backbone embeddings of audio of any length (same input handling as :meth:`forward`).
 
         Args:
-            waveform, sample_rate, lengths: as in :meth:`forward`.
+            waveform: as in :meth:`forward`: a batch, one clip, or a list of clips.
+            sample_rate: as in :meth:`forward`.
+            lengths: as in :meth:`forward`.
             frames: frame embeddings instead of clip embeddings; ``"both"``: the pair
                 ``(clip, frames)`` from one forward.
             layers: None (the backbone's output), ``"all"``, or a layer name or index, or a list
@@ -534,7 +536,7 @@ def _split_features(
     feats: Features, rows: list[int], frames: list[int] | None = None, full: int | None = None
 ) -> list[Features]:
     """Cut a batch of features into consecutive row blocks; with ``frames``, cut each block's
-    grid (and every layer grid as long as the output grid, ``full`` frames) to its real frames."""
+    grid (and every layer grid) of ``full`` frames to its real frames."""
     out = []
     start = 0
     for k, r in enumerate(rows):
@@ -554,12 +556,9 @@ def _rows_of(
             v = {k: _rows_of(lf, start, stop, frames, full) for k, lf in v.items()}
         elif isinstance(v, torch.Tensor):
             v = v[start:stop]
-            if f.name == "grid" and frames is not None:
-                if v.shape[-1] != full:
-                    raise NotImplementedError(
-                        f"a layer with {v.shape[-1]} frames in a padded batch of {full} output "
-                        "frames: forward_lengths supports layers at the output frame rate only"
-                    )
+            # cut to the clip's frames; a grid of another size (training-time patchout dropped
+            # columns at random) is left whole
+            if f.name == "grid" and frames is not None and v.shape[-1] == full:
                 v = v[..., :frames]
         values[f.name] = v
     return Features(**values) if type(feats) is Features else type(feats)(**values)
