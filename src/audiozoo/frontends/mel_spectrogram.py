@@ -208,7 +208,10 @@ class MelSpectrogram(Frontend):
             onesided=True,
             return_complex=True,
         )
-        # slice after abs(): ONNX export cannot slice a complex tensor
-        mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
-        spec_power = mag if self.power == 1.0 else mag.pow(self.power)
+        if self.power == 2.0:  # re² + im², as StftMel: ~4x faster than abs() then squaring
+            squares = torch.view_as_real(spec).square()
+            spec_power = (squares[..., 0] + squares[..., 1])[..., :num_frames]
+        else:  # slice after abs(): ONNX export cannot slice a complex tensor
+            mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
+            spec_power = mag if self.power == 1.0 else mag.pow(self.power)
         return project_mel(self.mel_bank, spec_power, self._mel_blocks)  # (B, n_mels, T)
