@@ -33,8 +33,9 @@ How a run goes:
 
 Cores (:func:`plan_cpu`): decoding workers and the model's intra-op threads share the process's
 cores (its CPU affinity divided by ``LOCAL_WORLD_SIZE`` under torchrun) without oversubscribing
-them: ``workers + threads <= cores``; DataLoader workers run torch with one thread each; with no
-worker (fewer than 4 cores) files are decoded in the main process between model calls.
+them: from 4 cores on ``workers + threads == cores``; below, the model gets every core and one
+decoding worker runs at the lowest CPU priority (nice 19), taking only the cycles the model
+leaves idle. DataLoader workers run torch with one thread each.
 
 Output formats (``format=``):
 
@@ -86,11 +87,13 @@ __all__ = [
     "PerFileWriter",
     "ShardWriter",
     "Summary",
+    "cpu_share",
     "embed_corpus",
     "find_inputs",
     "merge_shards",
     "plan_cpu",
     "read_embeddings",
+    "read_mono",
     "resolve_shard",
 ]
 
@@ -163,32 +166,39 @@ def resolve_shard(shard: str | tuple[int, int] | None = None) -> tuple[int, int]
     return i, n
 
 
+def cpu_share() -> int:
+    """Cores this process may use: its CPU affinity divided by ``LOCAL_WORLD_SIZE`` (processes
+    on this node under torchrun), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def plan_cpu(
     workers: int | None = None, threads: int | None = None, *, device: str = "cpu"
 ) -> tuple[int, int]:
-    """``(decoding workers, model threads)`` that fit this process's share of the cores.
+    """``(decoding workers, model threads)`` for this process's share of the cores
+    (:func:`cpu_share`).
 
-    The share is the CPU affinity divided by ``LOCAL_WORLD_SIZE`` (processes on this node under
-    torchrun). On the CPU, decoding (read + resample) is about a fifth of the work for the
-    EfficientAT models (``python -m benchmarks --only corpus``), so it gets one worker per 4
-    cores and the model the other cores: ``workers + threads == cores``. Below 4 cores there is
-    no worker: files are decoded in the main process between model calls (on 2 cores that was
-    faster than giving a whole core to a worker: 34 vs 23 files/s), so decoding and the model
-    never run at the same time. On a GPU the model needs one thread and the workers get the
-    rest. An explicit value is kept and the other one fitted around it.
+    On the CPU, decoding (read + resample) is 15-20 % of the work for the EfficientAT models
+    (``python -m benchmarks --only corpus``). From 4 cores on it gets one worker per 4 cores and
+    the model the other cores: ``workers + threads == cores``. Below 4 cores a whole core for
+    decoding would leave the model idle-starved, so the model gets every core and one worker
+    decodes **at the lowest CPU priority** (nice 19, see :func:`embed_corpus`): it runs only on
+    cycles the model's threads leave idle and never takes a core from them. On a GPU the model
+    needs one thread and the workers get the rest. An explicit value is kept and the other
+    fitted around it.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = max(1, (cores or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    cores = cpu_share()
     gpu = not device.startswith("cpu")
     if workers is None:
         if gpu:
             workers = max(0, cores - (threads or 1))
         elif threads is not None:
-            workers = max(0, cores - threads)
+            workers = max(0, cores - threads) if cores >= 4 else 1
         else:
-            workers = cores // 4
+            workers = cores // 4 if cores >= 4 else 1
     if threads is None:
-        threads = 1 if gpu else max(1, cores - workers)
+        threads = 1 if gpu else max(1, cores - workers) if cores >= 4 else cores
     return max(0, workers), max(1, threads)
 
 
@@ -220,10 +230,7 @@ class AudioFiles(torch.utils.data.Dataset):  # type: ignore[type-arg]
         item = self.items[index]
         start = time.perf_counter()
         try:
-            data, rate = soundfile.read(item.path, dtype="float32", always_2d=True)
-            if data.shape[0] == 0:
-                raise ValueError("the file holds no samples")
-            wave = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
+            wave, rate = read_mono(item.path)
             if not bool(torch.isfinite(wave).all()):
                 raise ValueError("the file holds NaN or Inf samples")
             seconds = wave.shape[0] / rate
@@ -238,12 +245,42 @@ class AudioFiles(torch.utils.data.Dataset):  # type: ignore[type-arg]
         return Decoded(item, wave, seconds, time.perf_counter() - start)
 
 
+def read_mono(path: str) -> tuple[torch.Tensor, int]:
+    """(N,) float32 mono mix of an audio file and its rate. 16-bit PCM is read as integers and
+    scaled by 1 / 32768 (the values soundfile's float conversion gives); channels are averaged
+    in torch (numpy's ``mean(axis=1)`` over 2 columns was 6 ms for 10 s of stereo at 44.1 kHz)."""
+    with soundfile.SoundFile(path) as f:
+        pcm16 = f.subtype == "PCM_16"
+        data = f.read(dtype="int16" if pcm16 else "float32", always_2d=True)
+        rate = f.samplerate
+    if data.shape[0] == 0:
+        raise ValueError("the file holds no samples")
+    x = torch.from_numpy(data)
+    channels = x.shape[1]
+    if pcm16:
+        mono = x[:, 0].to(torch.float32)
+        for c in range(1, channels):
+            mono += x[:, c]
+        wave = mono.mul_(1.0 / (32768 * channels))
+    else:
+        wave = x[:, 0].clone() if channels == 1 else x.mean(dim=1)
+    return wave, rate
+
+
 def _collate(batch: list[Decoded]) -> list[Decoded]:
     return batch
 
 
 def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # decoding workers never compete with the model's threads
+    torch.set_num_threads(1)  # one thread per decoding worker
+
+
+def _background_worker_init(_: int) -> None:
+    """A decoding worker that shares cores with the model: lowest priority, so it only gets the
+    cycles the model's threads leave idle."""
+    _worker_init(_)
+    with contextlib.suppress(OSError):
+        os.nice(19)
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -468,6 +505,7 @@ class Summary:
     write_s: float = 0.0
     workers: int = 0
     threads: int = 1
+    background: bool = False  # the workers run at the lowest priority beside the model
     failures: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -488,7 +526,8 @@ class Summary:
             f"audio: {self.audio_seconds:.1f} s in {self.wall_s:.1f} s wall: "
             f"{self.files_per_s:.2f} files/s, {self.audio_seconds / max(self.wall_s, 1e-9):.1f}x "
             "real time",
-            f"time: decoding {self.decode_s:.1f} s (in {self.workers} workers), model "
+            f"time: decoding {self.decode_s:.1f} s (in {self.workers} workers"
+            f"{' at low priority' if self.background else ''}), model "
             f"{self.model_s:.1f} s ({self.threads} threads), writing {self.write_s:.1f} s; "
             f"decoding {100 * self.decode_share:.0f} % of decoding + model",
         ]
@@ -556,7 +595,9 @@ def _records(
     return records
 
 
-def _batches(dataset: AudioFiles, batch_size: int, workers: int) -> Iterator[list[Decoded]]:
+def _batches(
+    dataset: AudioFiles, batch_size: int, workers: int, background: bool = False
+) -> Iterator[list[Decoded]]:
     if workers == 0:
         for start in range(0, len(dataset), batch_size):
             yield [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
@@ -566,7 +607,7 @@ def _batches(dataset: AudioFiles, batch_size: int, workers: int) -> Iterator[lis
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
-        worker_init_fn=_worker_init,
+        worker_init_fn=_background_worker_init if background else _worker_init,
         prefetch_factor=2,
         persistent_workers=False,
     )
@@ -650,7 +691,9 @@ def embed_corpus(
     try:
         dataset = AudioFiles(pending, model.sample_rate)  # type: ignore[arg-type]
         finished = 0
-        for batch in _batches(dataset, batch_size, n_workers):
+        background = n_workers + (0 if model.device.type != "cpu" else n_threads) > cpu_share()
+        summary.background = background and n_workers > 0
+        for batch in _batches(dataset, batch_size, n_workers, background):
             good = []
             for d in batch:
                 summary.decode_s += d.decode_s
