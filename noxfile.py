@@ -40,6 +40,7 @@ PARITY_PEERS = [
     "timm",
     "transformers",
     "hear21passt",
+    "dasheng",  # Dasheng (audio_transformer) parity
 ]
 
 # Python only: ruff also formats the code blocks of Markdown files, and the docs' examples align

@@ -307,6 +307,10 @@ def model_cases(s: Settings) -> list[Row]:
             rows += _passt_rows(s, tmp)
         if s.wants("ast"):
             rows += _ast_rows(s, tmp)
+        if s.wants("ced"):
+            rows += _ced_rows(s, tmp)
+        if s.wants("dasheng"):
+            rows += _dasheng_rows(s, tmp)
     if s.wants("mn10"):
         rows += _mn10_rows(s)
     return rows
@@ -404,6 +408,100 @@ def _ast_rows(s: Settings, tmp: str) -> list[Row]:
         check=max_rel_diff,
         tol=MODEL_TOL,
         targets={8: 1.0},
+        settings=s,
+        repeats=s.model_repeats,
+        skipped=skip,
+        compare_name="rel",
+    )
+
+
+CED_REPO_ENV = "AUDIOZOO_CED_REPO"  # a checkout of RicherMans/CED (GPL-3.0, not on PyPI)
+
+
+def _upstream_ced_base() -> tuple[torch.nn.Module | None, str]:
+    """CED-base from the checkout named by ``$AUDIOZOO_CED_REPO``, or (None, why not)."""
+    import sys
+
+    repo = os.environ.get(CED_REPO_ENV)
+    if not repo or not (Path(repo) / "models" / "audiotransformer.py").is_file():
+        return None, f"set {CED_REPO_ENV} to a RicherMans/CED checkout"
+    skip = missing("torchaudio", "einops", "loguru")
+    if skip:
+        return None, skip
+    sys.path.insert(0, repo)
+    try:
+        with _quiet():
+            from models.audiotransformer import ced_base
+
+            return ced_base(pretrained=False).eval(), ""
+    except Exception as e:  # an incompatible checkout: skip the row, say why
+        return None, f"CED checkout does not import ({type(e).__name__}: {e})"
+    finally:
+        sys.path.remove(repo)
+
+
+def _ced_rows(s: Settings, tmp: str) -> list[Row]:
+    upstream, skip = _upstream_ced_base()
+    if upstream is None:
+        ours = audiozoo.create("ced_base.as", pretrained=False)
+    else:
+        _randomize(upstream, 3)
+        path = _tmp_checkpoint(upstream.state_dict(), tmp, "ced_base_upstream.pt")
+        ours = audiozoo.create("ced_base.as", pretrained=path)  # the audio_transformer converter
+
+    def run_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        return lambda: torch.sigmoid(ours(x))  # upstream returns probabilities
+
+    def run_theirs(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        assert upstream is not None
+        return lambda: upstream(x)
+
+    return _speed_rows(
+        "CED-base forward vs RicherMans/CED",
+        run_ours,
+        run_theirs,
+        check=max_rel_diff,
+        tol=MODEL_TOL,
+        targets={1: 1.0, 8: 1.0},
+        settings=s,
+        repeats=s.model_repeats,
+        skipped=skip,
+        compare_name="rel",
+    )
+
+
+def _dasheng_rows(s: Settings, tmp: str) -> list[Row]:
+    skip = missing("dasheng", "torchaudio")
+    upstream = None
+    if skip:
+        ours = audiozoo.create("dasheng_base", pretrained=False)
+    else:
+        from dasheng.pretrained.pretrained import Dasheng
+
+        with _quiet():
+            upstream = Dasheng(embed_dim=768, depth=12, num_heads=12).eval()
+        _randomize(upstream, 4)
+        path = _tmp_checkpoint({"model": upstream.state_dict()}, tmp, "dasheng_base.pt")
+        ours = audiozoo.create("dasheng_base", pretrained=path)
+
+    def run_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        return lambda: ours.embed(x, frames=True)
+
+    def run_theirs(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 16000)
+        assert upstream is not None
+        return lambda: upstream(x)
+
+    return _speed_rows(
+        "Dasheng-base frame embeddings vs dasheng",
+        run_ours,
+        run_theirs,
+        check=max_rel_diff,
+        tol=MODEL_TOL,
+        targets={1: 1.0, 8: 1.0},
         settings=s,
         repeats=s.model_repeats,
         skipped=skip,

@@ -28,7 +28,18 @@ from .corpus import corpus_rows
 
 __all__ = ["main"]
 
-GROUPS = ("frontends", "contended", "passt", "ast", "mn10", "train", "startup", "corpus")
+GROUPS = (
+    "frontends",
+    "contended",
+    "passt",
+    "ast",
+    "ced",
+    "dasheng",
+    "mn10",
+    "train",
+    "startup",
+    "corpus",
+)
 REPO = Path(__file__).resolve().parent.parent
 
 

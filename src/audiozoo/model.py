@@ -418,7 +418,9 @@ class AudioModel(nn.Module):
     @staticmethod
     def _merge(feats: Features, plan: _windows.WindowPlan) -> Features:
         token = None if feats.token is None else _windows.average(feats.token, plan)
-        return Features(grid=_windows.stitch(feats.grid, plan), token=token)
+        # a backbone's own chunks (CED) only exist when AudioModel did not window the clip
+        chunks = feats.chunk_tokens if plan.count == 1 else None
+        return Features(grid=_windows.stitch(feats.grid, plan), token=token, chunk_tokens=chunks)
 
     def _prepare(self, waveform: Any, sample_rate: int | None) -> tuple[torch.Tensor, bool]:
         wave, unbatched = as_waveform(waveform, device=self.device)

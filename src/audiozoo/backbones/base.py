@@ -30,6 +30,9 @@ class Features:
     Attributes:
         grid: (B, C, F', T') feature map; time is the last axis, ``T'`` frames ``frame_hop`` apart.
         token: (B, C) summary embedding for transformers (mean of the summary tokens), else None.
+        chunk_tokens: (B, K, C) summary embeddings of the K chunks a backbone ran on their own
+            for a long input (CED), ``token`` being their mean; None otherwise. Clip heads that
+            reproduce an upstream per-chunk average use them (``LinearHead(chunk_average=...)``).
         layers: features of intermediate layers, name -> :class:`Features` (same batch rows),
             filled by :class:`~audiozoo.AudioModel` only when they were asked for (heads with
             ``needs_layers``, ``embed(layers=...)``); None otherwise.
@@ -37,6 +40,7 @@ class Features:
 
     grid: torch.Tensor
     token: torch.Tensor | None = None
+    chunk_tokens: torch.Tensor | None = None
     layers: dict[str, Features] | None = None
 
     @property

@@ -16,18 +16,43 @@ class LinearHead(Head):
     """Clip pooling (summary token if any, else mean over F', T') → optional LayerNorm → Linear.
 
     With ``norm=True`` this is the PaSST / AST head (LayerNorm + Linear on the summary token).
+
+    ``chunk_average`` applies to features with :attr:`~audiozoo.backbones.Features.chunk_tokens`
+    (a backbone that split a long input into chunks, as CED does): the head then runs on every
+    chunk and combines the chunks' logits as upstream did: ``"probs"`` gives the logits whose
+    sigmoid is the mean of the chunks' sigmoids (CED's clip output beyond 10.12 s),
+    ``"logits"`` the mean of the chunks' logits. With None (default), or features without
+    chunks, the head runs once on the pooled token.
     """
 
     def __init__(
-        self, num_features: int, num_classes: int, norm: bool = False, norm_eps: float = 1e-5
+        self,
+        num_features: int,
+        num_classes: int,
+        norm: bool = False,
+        norm_eps: float = 1e-5,
+        chunk_average: str | None = None,
     ) -> None:
         super().__init__(num_features, num_classes)
+        if chunk_average not in (None, "probs", "logits"):
+            raise ValueError(
+                f'chunk_average must be None, "probs" or "logits", got {chunk_average!r}'
+            )
         self.norm_eps = norm_eps
+        self.chunk_average = chunk_average
         self.norm = nn.LayerNorm(num_features, eps=norm_eps) if norm else nn.Identity()
         self.fc = nn.Linear(num_features, num_classes)
 
     def forward(self, features: Features) -> torch.Tensor:
-        return self.fc(self.norm(features.pooled()))
+        if self.chunk_average is None or features.chunk_tokens is None:
+            return self.fc(self.norm(features.pooled()))
+        z = self.fc(self.norm(features.chunk_tokens))  # (B, K, classes)
+        if self.chunk_average == "logits":
+            return z.mean(dim=1)
+        # logit(mean_k sigmoid(z_k)) = log(mean sigmoid(z)) - log(mean sigmoid(-z)), stably
+        log_p = torch.logsumexp(nn.functional.logsigmoid(z), dim=1)
+        log_q = torch.logsumexp(nn.functional.logsigmoid(-z), dim=1)
+        return log_p - log_q
 
     def config(self) -> dict[str, object]:
         return {
@@ -35,6 +60,7 @@ class LinearHead(Head):
             "num_classes": self.num_classes,
             "norm": isinstance(self.norm, nn.LayerNorm),
             "norm_eps": self.norm_eps,
+            "chunk_average": self.chunk_average,
         }
 
 
