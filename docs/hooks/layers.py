@@ -19,7 +19,12 @@ import torch
 import audiozoo
 
 SECONDS = 10.0
-PREFERRED = {"EfficientAT MobileNetV3": "mn10", "EfficientAT DyMN": "dymn10"}  # usual sizes
+# the family's usual (or smallest) size; layer names do not depend on the size
+PREFERRED = {
+    "EfficientAT MobileNetV3": "mn10",
+    "EfficientAT DyMN": "dymn10",
+    "Dasheng": "dasheng_base",
+}
 
 
 def representatives() -> dict[str, str]:
