@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 __all__ = [
     "Row",
+    "cpu_burners",
     "fmt_time",
     "machine_description",
     "max_abs_diff",
@@ -44,6 +48,20 @@ def time_pair(
             fn()
             times.append(time.perf_counter() - start)
     return statistics.median(t_ours), statistics.median(t_theirs)
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int = 1) -> Iterator[None]:
+    """``count`` processes that spin a core each (``while True: pass``) while the block runs:
+    a busy machine, reproducibly."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # let them get going
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -14,6 +14,10 @@ Each prints one JSON object on its last line of stdout.
 - ``import``: seconds for ``import torch``, then for ``import audiozoo`` on top of it.
 - ``create``: seconds for ``audiozoo.create(name)`` in a process that already imported
   audiozoo (the cache folder comes from ``AUDIOZOO_CACHE``).
+- ``loop``: the plain Python loop a user would write to embed a folder: for each file
+  ``soundfile.read`` -> mono -> ``audiozoo.resample.resample`` -> ``model.embed`` under
+  ``torch.no_grad()`` -> ``np.save``; seconds in total, in decoding (read + resample) and in the
+  model. The baseline of the corpus benchmark (``audiozoo embed`` is the other side).
 """
 
 from __future__ import annotations
@@ -122,6 +126,42 @@ def create_time(args: argparse.Namespace) -> dict[str, object]:
     return {"create_s": elapsed, "params": sum(p.numel() for p in model.parameters())}
 
 
+def loop(args: argparse.Namespace) -> dict[str, object]:
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile
+    import torch
+
+    import audiozoo
+    from audiozoo.resample import resample
+
+    start = time.perf_counter()
+    model = audiozoo.create(args.model, pretrained=False).eval()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    decode = infer = 0.0
+    files = sorted(Path(args.folder).rglob("*.wav"))
+    for path in files:
+        t0 = time.perf_counter()
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        wave = resample(torch.from_numpy(data.mean(axis=1)), rate, model.sample_rate)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            emb = model.embed(wave)
+        t2 = time.perf_counter()
+        np.save(out / f"{path.stem}.npy", emb.numpy())
+        decode += t1 - t0
+        infer += t2 - t1
+    return {
+        "files": len(files),
+        "total_s": time.perf_counter() - start,
+        "decode_s": decode,
+        "model_s": infer,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._worker")
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -136,8 +176,12 @@ def main() -> None:
     sub.add_parser("import")
     c = sub.add_parser("create")
     c.add_argument("--name", required=True)
+    lp = sub.add_parser("loop")
+    lp.add_argument("--model", required=True)
+    lp.add_argument("--folder", required=True)
+    lp.add_argument("--output", required=True)
     args = parser.parse_args()
-    run = {"train": train, "import": import_time, "create": create_time}[args.kind]
+    run = {"train": train, "import": import_time, "create": create_time, "loop": loop}[args.kind]
     print(json.dumps(run(args)))
 
 

@@ -22,6 +22,7 @@ import torch
 
 import audiozoo
 from audiozoo.frontends.kaldi_fbank import KaldiFbank
+from audiozoo.frontends.mel_spectrogram import MelSpectrogram
 from audiozoo.frontends.stft_mel import StftMel
 from audiozoo.optimize import optimize_for_inference
 
@@ -237,6 +238,34 @@ def frontend_cases(s: Settings) -> list[Row]:
         extractor = ASTFeatureExtractor()
         clips = [c.numpy() for c in _waves(b, s.seconds, 16000)]  # its input type: numpy
         return lambda: extractor(clips, sampling_rate=16000, return_tensors="pt")["input_values"]
+
+    # generic mel (course CNN) vs torchaudio.transforms.MelSpectrogram + log, the same settings
+    ours_mel = MelSpectrogram().eval()
+
+    def mel_ours(b: int) -> Callable[[], torch.Tensor]:
+        x = _waves(b, s.seconds, 32000)
+        return lambda: ours_mel(x)[:, 0]
+
+    def mel_torchaudio(b: int) -> Callable[[], torch.Tensor]:
+        import torchaudio
+
+        transform = torchaudio.transforms.MelSpectrogram(
+            32000, n_fft=1024, win_length=800, hop_length=320, n_mels=128
+        )
+        x = _waves(b, s.seconds, 32000)
+        return lambda: (transform(x) + 1e-5).log()
+
+    rows += _speed_rows(
+        "MelSpectrogram vs torchaudio MelSpectrogram + log",
+        mel_ours,
+        mel_torchaudio,
+        check=max_abs_diff,
+        tol=FRONTEND_TOL,
+        targets={8: 1.0},
+        settings=s,
+        repeats=s.repeats,
+        skipped=missing("torchaudio"),
+    )
 
     rows += _speed_rows(
         "KaldiFbank vs transformers ASTFeatureExtractor",

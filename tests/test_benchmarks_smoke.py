@@ -93,3 +93,19 @@ def test_warm_cache_is_filled_through_the_real_download_path(
     source = torch.load(tmp_path / "mn10_random.pt", weights_only=True)
     for key, value in model.state_dict().items():
         assert torch.equal(value, source[key]), key
+
+
+@pytest.mark.slow
+def test_corpus_case_runs_both_sides_on_a_tiny_folder() -> None:
+    from benchmarks.corpus import corpus_rows
+
+    (row,) = corpus_rows(files=3, repeats=1, model="mn01")
+    assert row.ratio is not None and row.ratio > 0
+    assert "files/s" in row.ours and "files/s" in row.theirs and "decoding" in row.check
+
+
+def test_cpu_burners_start_and_stop() -> None:
+    from benchmarks._timing import cpu_burners
+
+    with cpu_burners(1):
+        pass  # the burner is killed on the way out (a leftover would slow every later test)

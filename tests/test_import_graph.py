@@ -41,7 +41,7 @@ LAYERS: dict[str, int] = {
         0,
     ),
     **dict.fromkeys(["download", "checkpoints", "format"], 1),
-    **dict.fromkeys(["model", "stats", "optimize", "finetune", "data", "events"], 2),
+    **dict.fromkeys(["model", "stats", "optimize", "finetune", "data", "events", "corpus"], 2),
     **dict.fromkeys(["_zoo", "_factory"], 3),
     **dict.fromkeys(["__init__", "cli", "__main__"], 4),
 }

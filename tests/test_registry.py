@@ -57,9 +57,17 @@ def test_list_models_patterns():
 
 def test_list_parts():
     assert {"stft_mel", "kaldi_fbank", "mel"} <= set(audiozoo.list_frontends())
-    assert {"linear", "mlp", "conv", "attention", "frame", "rnn", "identity", "sed"} == set(
-        audiozoo.list_heads()
-    )
+    assert {
+        "linear",
+        "mlp",
+        "conv",
+        "attention",
+        "frame",
+        "rnn",
+        "identity",
+        "sed",
+        "weighted",
+    } == set(audiozoo.list_heads())
     assert set(audiozoo.list_backbones()) == set(audiozoo.list_models())
 
 

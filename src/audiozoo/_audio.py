@@ -26,7 +26,7 @@ import torch
 
 from ._errors import AudioTypeError, InvalidAudioError
 
-__all__ = ["as_waveform"]
+__all__ = ["as_clip_list", "as_waveform", "is_clip_list"]
 
 _PCM_SCALE = {torch.int16: 2.0**15, torch.int32: 2.0**31}
 
@@ -88,3 +88,64 @@ def as_waveform(
             "or replace them, e.g. torch.nan_to_num(waveform, nan=0.0, posinf=1.0, neginf=-1.0)"
         )
     return audio.contiguous(), unbatched
+
+
+def is_clip_list(audio: Any) -> bool:
+    """True for a list or tuple of clips (tensors or numpy arrays, of any lengths), the input of
+    variable-length batches; a nested list of numbers is one array, not a list of clips."""
+    return (
+        isinstance(audio, (list, tuple))
+        and len(audio) > 0
+        and all(
+            (isinstance(a, torch.Tensor) or hasattr(a, "__array__")) and getattr(a, "ndim", 0) >= 1
+            for a in audio
+        )
+    )
+
+
+def as_clip_list(
+    audio: Any, lengths: Any = None, *, device: torch.device | None = None
+) -> list[torch.Tensor]:
+    """Validate clips of different lengths -> list of (N_i,) float32 tensors.
+
+    Args:
+        audio: a list of clips, each (N_i,) or (channels, N_i) (mixed to mono); or, with
+            ``lengths``, a padded batch (B, N) / (B, C, N) whose row ``i`` has ``lengths[i]`` real
+            samples.
+        lengths: (B,) integers (tensor, array or list) with ``1 <= lengths[i] <= N``, or None.
+        device: device to move the clips to.
+    """
+    if lengths is None:
+        if not is_clip_list(audio):
+            raise AudioTypeError(
+                "a batch of clips of different lengths is a list of 1-D tensors or arrays, or a "
+                "padded (batch, N) tensor with lengths="
+            )
+        clips = []
+        for i, item in enumerate(audio):
+            item = item if isinstance(item, torch.Tensor) else torch.as_tensor(item)
+            if item.ndim not in (1, 2):
+                raise InvalidAudioError(
+                    f"waveform[{i}] must have shape (N,) or (channels, N), got {tuple(item.shape)}"
+                )
+            wave, _ = as_waveform(item[None], device=device, name=f"waveform[{i}]")
+            clips.append(wave[0])
+        return clips
+    wave, _ = as_waveform(audio, device=device)
+    n = torch.as_tensor(lengths)
+    fractional = n.is_floating_point() and not bool((n == n.round()).all())
+    if n.is_complex() or n.dtype == torch.bool or fractional:
+        raise AudioTypeError(f"lengths must be integers (samples per clip), got {n.tolist()}")
+    n = n.to(torch.int64).reshape(-1) if n.ndim <= 1 else n
+    if n.ndim != 1 or n.shape[0] != wave.shape[0]:
+        raise InvalidAudioError(
+            f"lengths must have one entry per clip: shape ({wave.shape[0]},), got "
+            f"{tuple(torch.as_tensor(lengths).shape)}"
+        )
+    bad = (n < 1) | (n > wave.shape[-1])
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise InvalidAudioError(
+            f"lengths[{i}] = {int(n[i])} is outside 1..{wave.shape[-1]} (the padded length)"
+        )
+    return [wave[i, : int(k)] for i, k in enumerate(n.tolist())]

@@ -48,6 +48,7 @@ from .frontends.base import Frontend
 __all__ = [
     "WindowPlan",
     "average",
+    "layer_plan",
     "plan_fixed_windows",
     "plan_windows",
     "split",
@@ -194,6 +195,25 @@ def plan_fixed_windows(
     wanted = max(1, math.ceil(num_samples / frame_hop))
     out_frames = min(wanted, (count - 1) * (step // frame_hop) + frames)
     return WindowPlan(num_samples, window, step, count, frame_hop, frames, out_frames)
+
+
+def layer_plan(plan: WindowPlan, ratio: int, window_frames: int) -> WindowPlan:
+    """The plan of a layer with ``ratio`` frames per output frame (an early CNN stage) and
+    ``window_frames`` frames per window: same windows, a ``ratio`` times finer frame grid."""
+    if plan.frame_hop % ratio:
+        raise ValueError(f"frame hop {plan.frame_hop} is not divisible by {ratio}")
+    hop = plan.frame_hop // ratio
+    wanted = max(1, math.ceil(plan.num_samples / hop))
+    covered = (plan.count - 1) * (plan.step // hop) + window_frames
+    return WindowPlan(
+        plan.num_samples,
+        plan.length,
+        plan.step,
+        plan.count,
+        hop,
+        window_frames,
+        min(wanted, covered),
+    )
 
 
 def split(waveform: torch.Tensor, plan: WindowPlan) -> torch.Tensor:

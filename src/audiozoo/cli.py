@@ -5,18 +5,27 @@
     audiozoo list [PATTERN] [--pretrained]      registered models, or tags with weights
     audiozoo info NAME [--json]                 architecture, size, MACs, rates, source
     audiozoo download NAME...                   fetch + convert into the cache (for offline use)
-    audiozoo tag FILE... [--model mn10] [--top 5] [--json] [--pretrained PATH]
-    audiozoo tag FILE... --events [--model frame_mn10.as_strong] [--threshold 0.5] [--median 0.36]
+    audiozoo tag FILE|DIR... [--model mn10] [--top-k 5] [--threshold P] [--format json|csv]
+                 [--output FILE] [--pretrained PATH]
+    audiozoo tag FILE|DIR... --events [--model frame_mn10.as_strong] [--threshold 0.5]
+                 [--median 0.36]
+    audiozoo embed FILE|DIR|LIST... -o OUT [--model mn10] [--frames] [--layers all] [--format ...]
+    audiozoo embed --merge -o OUT              check a (multi-process) run, join its shards
     audiozoo convert CHECKPOINT --name mn10.as --out DIR
+
+The corpus logic of ``embed`` is in :mod:`audiozoo.corpus`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["main"]
 
@@ -160,25 +169,29 @@ def _median_frames(seconds: float, frame_hop: float) -> int:
     return frames if frames % 2 else frames + 1
 
 
-def _events(model: Any, paths: Sequence[str], args: argparse.Namespace) -> int:
+def _events_text(model: Any, paths: Sequence[str], args: argparse.Namespace, fmt: str) -> str:
     """``tag --events``: median-filtered, thresholded frame probabilities as timed events."""
     import torch
 
-    from .events import detect_events
+    from .events import Event, detect_events
 
+    threshold = 0.5 if args.threshold is None else args.threshold
     window = _median_frames(args.median, model.frame_hop)
     results: dict[str, list[dict[str, Any]]] = {}
     for path in paths:
         wave = _read_audio(path, model.sample_rate)
         with torch.inference_mode():
             probs = torch.sigmoid(model(wave))  # (T', K)
-        events = detect_events(
-            probs,
-            model.frame_hop,
-            threshold=args.threshold,
-            median_window=window,
-            labels=model.labels,
-            duration=wave.shape[-1] / model.sample_rate,
+        events = cast(
+            "list[Event]",
+            detect_events(
+                probs,
+                model.frame_hop,
+                threshold=threshold,
+                median_window=window,
+                labels=model.labels,
+                duration=wave.shape[-1] / model.sample_rate,
+            ),
         )
         results[path] = [
             {
@@ -189,24 +202,71 @@ def _events(model: Any, paths: Sequence[str], args: argparse.Namespace) -> int:
             }
             for e in events
         ]
-    if args.json:
-        _out(json.dumps(results, indent=2))
-        return 0
+    if fmt == "json":
+        return json.dumps(results, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["file", "onset", "offset", "label", "score"])
+        for path, rows in results.items():
+            for row in rows:
+                writer.writerow([path, row["onset"], row["offset"], row["label"], row["score"]])
+        return buffer.getvalue()
+    lines = []
     for path, rows in results.items():
-        _out(
-            f"{path}: {len(rows)} events (threshold {args.threshold:g}, median filter "
+        lines.append(
+            f"{path}: {len(rows)} events (threshold {threshold:g}, median filter "
             f"{window} frames of {model.frame_hop:g} s)"
         )
-        for row in rows:
-            _out(
-                f"  {row['onset']:8.3f} {row['offset']:8.3f}  {row['label']}  ({row['score']:.2f})"
-            )
-    return 0
+        lines += [
+            f"  {row['onset']:8.3f} {row['offset']:8.3f}  {row['label']}  ({row['score']:.2f})"
+            for row in rows
+        ]
+    return "".join(line + "\n" for line in lines)
+
+
+def _tag_rows(scores: Any, labels: Any, top_k: int | None, threshold: float | None) -> list[Any]:
+    """Labels of one file, most probable first: those >= ``threshold`` (if given), at most
+    ``top_k`` (if given; 5 when neither is)."""
+    if top_k is None and threshold is None:
+        top_k = 5
+    order = scores.argsort(descending=True)
+    rows: list[dict[str, Any]] = []
+    for i in order.tolist():
+        p = float(scores[i])
+        if (threshold is not None and p < threshold) or (top_k is not None and len(rows) >= top_k):
+            break
+        rows.append(
+            {
+                "index": int(i),
+                "label": labels[int(i)] if labels else f"class_{int(i)}",
+                "probability": round(p, 6),
+            }
+        )
+    return rows
+
+
+def _tag_files(paths: list[str]) -> list[str]:
+    """The given files, with folders (and list files) expanded to the audio files in them."""
+    from .corpus import LIST_SUFFIXES, find_inputs
+
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path) or path.lower().endswith(LIST_SUFFIXES):
+            out += [item.path for item in find_inputs([path])]
+        else:
+            out.append(path)
+    return out
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
     from . import create
 
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    fmt = "json" if args.json else args.format
     pretrained: Any = args.pretrained if args.pretrained else True
     model = create(args.model, pretrained=pretrained, cache_dir=args.cache_dir)
     output = getattr(model.head, "output", "clip")
@@ -218,28 +278,128 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                 f"--events needs a frame-level model, and {args.model} has a clip head; try "
                 "--model frame_mn10.as_strong (sound event detection, 447 classes, 40 ms frames)"
             )
-        return _events(model, args.files, args)
+        text = _events_text(model, _tag_files(args.files), args, fmt)
+    else:
+        text = _labels_text(model, _tag_files(args.files), args, fmt)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _labels_text(model: Any, paths: Sequence[str], args: argparse.Namespace, fmt: str) -> str:
+    """``tag``: the top labels of each file as text, JSON or CSV."""
     labels = model.labels
     results: dict[str, list[dict[str, Any]]] = {}
-    for path in args.files:
+    for path in paths:
         scores = _scores(model, _read_audio(path, model.sample_rate))
-        top = scores.topk(min(args.top, scores.numel()))
-        results[path] = [
-            {
-                "index": int(i),
-                "label": labels[int(i)] if labels else f"class_{int(i)}",
-                "probability": round(float(p), 6),
-            }
-            for p, i in zip(top.values, top.indices, strict=True)
-        ]
-    if args.json:
-        _out(json.dumps(results, indent=2))
-        return 0
+        results[path] = _tag_rows(scores, labels, args.top_k, args.threshold)
+    if fmt == "json":
+        return json.dumps(results, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["file", "rank", "index", "label", "probability"])
+        for path, rows in results.items():
+            for rank, row in enumerate(rows, start=1):
+                writer.writerow([path, rank, row["index"], row["label"], row["probability"]])
+        return buffer.getvalue()
+    lines = []
     for path, rows in results.items():
-        _out(path)
-        for row in rows:
-            _out(f"  {row['probability']:.3f}  {row['label']}")
-    return 0
+        lines.append(path)
+        lines += [f"  {row['probability']:.3f}  {row['label']}" for row in rows]
+    return "".join(line + "\n" for line in lines)
+
+
+# ---------------------------------------------------------------------------------- embed
+def _pretrained_arg(value: str | None) -> Any:
+    if value is None or value.lower() in ("true", "yes", "1"):
+        return True
+    if value.lower() in ("false", "no", "0"):
+        return False
+    return value
+
+
+def _layers_arg(value: str | None) -> Any:
+    if value is None or value == "all":
+        return value
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return [int(p) if p.lstrip("-").isdigit() else p for p in parts]
+
+
+def _device_arg(value: str) -> str:
+    import torch
+
+    if value == "auto":
+        value = "cuda" if torch.cuda.is_available() else "cpu"
+    if value == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per local rank
+        value = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return value
+
+
+def _distributed() -> Any:
+    """A gloo process group under torchrun (to wait for every rank before merging), else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2 or "MASTER_ADDR" not in os.environ:
+        return None
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return None
+    if not dist.is_initialized():  # ranks of a corpus run may finish hours apart
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    return dist
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from . import corpus, create, optimize_for_inference
+
+    out = args.output
+    if args.merge:
+        expected = [i.key for i in corpus.find_inputs(args.inputs)] if args.inputs else None
+        report = corpus.merge_shards(out, inputs=expected)
+        _out(report.text())
+        return 0 if report.ok else 1
+    if not args.inputs:
+        raise ValueError("name the audio files, folders or list files to embed")
+    dist = _distributed() if args.shard is None else None
+    device = _device_arg(args.device)
+    model = create(
+        args.model, pretrained=_pretrained_arg(args.pretrained), cache_dir=args.cache_dir
+    )
+    model = model.to(device).eval()
+    if not args.no_optimize:
+        model = optimize_for_inference(model)
+    summary = corpus.embed_corpus(
+        model,
+        args.inputs,
+        out,
+        frames=args.frames,
+        layers=_layers_arg(args.layers),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        threads=args.threads,
+        format=args.format,
+        shard=args.shard,
+        progress=False if args.no_progress else None,
+    )
+    _out(summary.text())
+    status = 0
+    if dist is not None:
+        dist.barrier()
+        if dist.get_rank() == 0:
+            report = corpus.merge_shards(out)
+            _out(report.text())
+            status = 0 if report.ok else 1
+        dist.destroy_process_group()
+    elif summary.shard[1] == 1:
+        report = corpus.merge_shards(out)
+        _out(report.text())
+        status = 0 if report.ok else 1
+    return status
 
 
 # ---------------------------------------------------------------------------------- convert
@@ -278,10 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_download)
 
     p = sub.add_parser("tag", help="print the top labels of audio files")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
     p.add_argument("--model", default="mn10", help="model name (default: mn10)")
-    p.add_argument("--top", type=int, default=5, help="labels per file (default: 5)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--top-k",
+        "--top",
+        dest="top_k",
+        type=int,
+        help="at most K labels per file (default: 5, or all above --threshold)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="only labels with probability >= P; with --events the frame threshold (default 0.5)",
+    )
+    p.add_argument(
+        "--format", choices=("text", "json", "csv"), default="text", help="output format"
+    )
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--pretrained", metavar="PATH", help="weights from this checkpoint file")
     p.add_argument("--cache-dir", help="cache folder (default: $AUDIOZOO_CACHE)")
     p.add_argument(
@@ -289,9 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print timed events (onset, offset, label) instead of the top labels; needs a "
         "frame-level model such as frame_mn10.as_strong",
-    )
-    p.add_argument(
-        "--threshold", type=float, default=0.5, help="--events: frame probability threshold"
     )
     p.add_argument(
         "--median",
@@ -302,6 +474,39 @@ def build_parser() -> argparse.ArgumentParser:
         "PretrainedSED's inference.py)",
     )
     p.set_defaults(run=_cmd_tag)
+
+    p = sub.add_parser(
+        "embed",
+        help="embeddings of audio files into .npz/.npy files or shards (resumable)",
+        description="Embed files, folders and list files (see docs/cli.md). Under torchrun "
+        "every rank takes its share; --merge checks that every input is present once.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, folders, list files")
+    p.add_argument("--output", "-o", required=True, help="output folder")
+    p.add_argument("--model", default="mn10", help="model name (default: mn10)")
+    p.add_argument(
+        "--pretrained",
+        metavar="true|false|PATH",
+        help="the tag's weights (true, default), random init (false) or a checkpoint",
+    )
+    p.add_argument("--frames", action="store_true", help="also frame embeddings + timestamps")
+    p.add_argument("--layers", help="'all' or comma-separated layer names/indices")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per model call (16)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--workers", type=int, help="decoding workers (default: fitted to the cores)")
+    p.add_argument("--threads", type=int, help="model threads (default: fitted to the cores)")
+    p.add_argument(
+        "--format",
+        choices=("npz", "npy", "shard", "parquet"),
+        default="npz",
+        help="npz/npy per file (default npz), or one NPZ/Parquet shard per process",
+    )
+    p.add_argument("--shard", metavar="I/N", help="take share I of N (default: RANK/WORLD_SIZE)")
+    p.add_argument("--merge", action="store_true", help="check and join the output of a run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-optimize", action="store_true", help="skip optimize_for_inference")
+    p.add_argument("--cache-dir", help="cache folder (default: $AUDIOZOO_CACHE)")
+    p.set_defaults(run=_cmd_embed)
 
     p = sub.add_parser("convert", help="upstream checkpoint -> audiozoo format folder")
     p.add_argument("checkpoint", help="upstream checkpoint file or URL")
@@ -319,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except (AudiozooError, OSError, ValueError) as exc:
+    except (AudiozooError, OSError, ValueError, ImportError) as exc:
         sys.stderr.write(f"audiozoo {args.command}: error: {exc}\n")
         return 1
     return status

@@ -25,7 +25,7 @@ from torch import nn
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
 from .base import Backbone, Features, register_backbone
-from .layers import Block, ParamStage, PatchEmbed, init_vit_weights
+from .layers import Block, ParamStage, PatchEmbed, init_vit_weights, split_tokens
 
 __all__ = ["AST"]
 
@@ -144,6 +144,25 @@ class AST(Backbone):
         tokens = self.norm(self.blocks(tokens))
         grid = tokens[:, 2:].transpose(1, 2).reshape(b, d, f, t)
         return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+
+    supports_lengths = True
+
+    def forward_lengths(self, spec: torch.Tensor, lengths: torch.Tensor) -> Features:
+        """Padded spectrograms of different lengths (see :meth:`Backbone.forward_lengths`). AST
+        pads every input to ``input_tdim`` frames with ``pad_value`` and attends over the padding
+        (as upstream), so setting each clip's frames after its length to ``pad_value`` gives
+        exactly what the clip gives alone; no mask is needed."""
+        frame = torch.arange(spec.shape[-1], device=spec.device)
+        pad = (frame[None] >= lengths.to(spec.device)[:, None])[:, None, None]
+        return self.forward(spec.masked_fill(pad, self.pad_value))
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """Tokens (B, 2 + F'*T', D) of a block -> summary token (mean of cls and dist) and grid."""
+        (tokens,) = hidden
+        token, grid = split_tokens(
+            tokens, 2, *self.patch_embed.grid_shape(self.input_fdim, self.input_tdim)
+        )
+        return Features(grid=grid, token=token)
 
     def stages(self) -> list[nn.Module]:
         """Patch embedding with tokens and positional table, each block, the final norm."""

@@ -217,11 +217,22 @@ class AudioTransformer(Backbone):
         x = x.reshape(b, f_bins, k, length).transpose(1, 2).reshape(b * k, 1, f_bins, length)
         patches = self.patch_embed(x)
         fp, tp = patches.shape[2:]
-        grid = self._grid(self._encode(patches), fp, tp)  # (B * K, D, F', t)
+        return self._join_averaged(self._grid(self._encode(patches), fp, tp), b, k)
+
+    @staticmethod
+    def _join_averaged(grid: torch.Tensor, b: int, k: int) -> Features:
+        """Chunk grids (B * K, D, F', t) of ``"average"`` -> the clip's Features."""
+        _, d, fp, tp = grid.shape
         chunk_tokens = grid.mean(dim=(2, 3)).reshape(b, k, -1)
         # (B * K, D, F', t) -> (B, D, F', K * t): the chunks' grids side by side in time
-        grid = grid.reshape(b, k, -1, fp, tp).permute(0, 2, 3, 1, 4).reshape(b, -1, fp, k * tp)
+        grid = grid.reshape(b, k, d, fp, tp).permute(0, 2, 3, 1, 4).reshape(b, d, fp, k * tp)
         return Features(grid=grid, token=chunk_tokens.mean(dim=1), chunk_tokens=chunk_tokens)
+
+    @staticmethod
+    def _join_whole(whole: torch.Tensor, b: int, full: int) -> torch.Tensor:
+        """Grids (B * full, D, F', n) of ``"concat"``'s whole chunks -> (B, D, F', full * n)."""
+        _, d, fp, n = whole.shape
+        return whole.reshape(b, full, d, fp, n).permute(0, 2, 3, 1, 4).reshape(b, d, fp, -1)
 
     def _concat(self, x: torch.Tensor) -> Features:
         """Dasheng: the patch grid cut into grid_t-step chunks, outputs concatenated."""
@@ -234,11 +245,28 @@ class AudioTransformer(Backbone):
         full = tp // n  # whole chunks, in one batch: (B, D, F', full * n) -> (B * full, D, F', n)
         whole = patches[..., : full * n].reshape(b, d, fp, full, n).permute(0, 3, 1, 2, 4)
         whole = self._grid(self._encode(whole.reshape(b * full, d, fp, n)), fp, n)
-        parts = [whole.reshape(b, full, d, fp, n).permute(0, 2, 3, 1, 4).reshape(b, d, fp, -1)]
+        parts = [self._join_whole(whole, b, full)]
         if tp > full * n:  # the shorter last chunk on its own, not padded
             rest = patches[..., full * n :]
             parts.append(self._grid(self._encode(rest), fp, rest.shape[-1]))
         grid = torch.cat(parts, dim=-1)
+        return Features(grid=grid, token=grid.mean(dim=(2, 3)))
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """Tokens (N, F' * t, D) of a stage, one entry per transformer pass of the forward (the
+        chunks of a long input), joined into the clip's grid exactly as the output is: CED's
+        chunks averaged (``chunk_tokens``), Dasheng's whole chunks and shorter rest concatenated.
+        The clip embedding is the grid mean, as for the output."""
+        b, frames = spec.shape[0], spec.shape[-1]
+        grids = [self._grid(h, self.grid_f, h.shape[1] // self.grid_f) for h in hidden]
+        if self.long_input == "average" and frames > self.target_length:
+            (grid,) = grids
+            return self._join_averaged(grid, b, math.ceil(frames / self.target_length))
+        if self.long_input == "concat" and self._patches(frames) > self.grid_t:
+            parts = [self._join_whole(grids[0], b, self._patches(frames) // self.grid_t)]
+            grid = torch.cat(parts + grids[1:], dim=-1)
+        else:
+            (grid,) = grids
         return Features(grid=grid, token=grid.mean(dim=(2, 3)))
 
     def _check_input(self, spec: torch.Tensor) -> None:

@@ -7,8 +7,9 @@ table (``tag -> PretrainedCfg``) and the default configuration for untagged use.
 from __future__ import annotations
 
 import abc
+import contextlib
 import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +33,15 @@ class Features:
         chunk_tokens: (B, K, C) summary embeddings of the K chunks a backbone ran on their own
             for a long input (CED), ``token`` being their mean; None otherwise. Clip heads that
             reproduce an upstream per-chunk average use them (``LinearHead(chunk_average=...)``).
+        layers: features of intermediate layers, name -> :class:`Features` (same batch rows),
+            filled by :class:`~audiozoo.AudioModel` only when they were asked for (heads with
+            ``needs_layers``, ``embed(layers=...)``); None otherwise.
     """
 
     grid: torch.Tensor
     token: torch.Tensor | None = None
     chunk_tokens: torch.Tensor | None = None
+    layers: dict[str, Features] | None = None
 
     @property
     def num_features(self) -> int:
@@ -66,6 +71,9 @@ class Backbone(nn.Module, metaclass=abc.ABCMeta):
     time_stride: int
     max_frames: int | None = None
     min_frames: int = 1
+    #: True when :meth:`forward_lengths` runs a padded batch of spectrograms of different
+    #: lengths exactly as each one alone (attention masks, or padding that cannot leak).
+    supports_lengths: bool = False
 
     @abc.abstractmethod
     def forward(self, spec: torch.Tensor) -> Features:
@@ -79,6 +87,124 @@ class Backbone(nn.Module, metaclass=abc.ABCMeta):
         """The backbone split into stages from input to output (for layer-wise learning rates
         and partial freezing). The default is one stage: the whole backbone."""
         return [self]
+
+    # ------------------------------------------------------------------ variable lengths
+    def forward_lengths(self, spec: torch.Tensor, lengths: torch.Tensor) -> Features | None:
+        """Features of spectrograms of different lengths, padded at the end to one batch.
+
+        Args:
+            spec: (B, 1, F, T) where clip ``i`` has ``lengths[i]`` real frames; the frames after
+                them hold anything (they must not change the result).
+            lengths: (B,) int64, real frames per clip, ``1 <= lengths[i] <= T``.
+
+        Returns:
+            Features with grid (B, C, F', num_output_frames(T)) whose first
+            ``num_output_frames(lengths[i])`` frames of row ``i``, and whose token, equal (within
+            float tolerance) ``forward(spec[i:i+1, ..., :lengths[i]])``; or None when this
+            backbone cannot do it for this input (the default): :class:`~audiozoo.AudioModel`
+            then runs clips of equal length together instead. Families that override it set
+            :attr:`supports_lengths`.
+        """
+        return None
+
+    # ------------------------------------------------------------------ layers
+    def layer_names(self) -> list[str]:
+        """Names of the layers ``AudioModel.embed(layers=...)`` offers: one per stage of
+        :meth:`stages`, named after the stage's attribute path (``"blocks.3"``), a slice of a
+        Sequential by its first and last index (``"features.2-3"``), and a stage without a
+        forward of its own (the patch embedding of transformers) ``"embed"``."""
+        modules = {id(m): name for name, m in self.named_modules() if name}
+        names = []
+        for i, stage in enumerate(self.stages()):
+            if id(stage) in modules:
+                names.append(modules[id(stage)])
+            elif isinstance(stage, nn.Sequential) and len(stage) and id(stage[0]) in modules:
+                first, last = modules[id(stage[0])], modules.get(id(stage[-1]), "")
+                tail = last.rsplit(".", 1)[-1]
+                names.append(first if len(stage) == 1 else f"{first}-{tail}")
+            elif _has_no_forward(stage):
+                names.append("embed" if i == 0 else f"stage{i}")
+            else:
+                names.append(f"stage{i}")
+        return names
+
+    def layer_time_strides(self) -> list[int]:
+        """Spectrogram frames per frame of each layer's output (one entry per stage). The default,
+        :attr:`time_stride` for every layer, is right for transformers, whose layers are all the
+        same token sequence; families whose stages downsample in time (CNNs) override it."""
+        return [self.time_stride] * len(self.stages())
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """Turn what stage ``index`` produced during a forward into :class:`Features`.
+
+        Args:
+            index: the stage (never the last one: its features are the backbone's output).
+            hidden: what was captured, in call order (usually one entry): the stage's output,
+                or for a stage without a forward of its own the input of the next stage.
+            spec: the (B, 1, F, T) spectrogram the backbone was called with.
+
+        The default takes a single (B, C, F', T') tensor as the grid (CNN stages), and a single
+        (B, N, C) token sequence as a one-row grid (B, C, 1, N): its clip embedding is then the
+        mean over all tokens, but its "frames" are tokens, so frame outputs of such a layer
+        raise until the family overrides this hook to split its tokens into summary token and
+        (B, C, F', T') grid (as PaSST and AST do).
+        """
+        if len(hidden) == 1 and isinstance(hidden[0], torch.Tensor):
+            h = hidden[0]
+            if h.ndim == 4:
+                return Features(grid=h)
+            if h.ndim == 3 and h.shape[0] == spec.shape[0]:
+                return Features(grid=h.transpose(1, 2)[:, :, None, :])
+        kinds = [tuple(h.shape) if isinstance(h, torch.Tensor) else type(h) for h in hidden]
+        raise NotImplementedError(
+            f"{type(self).__name__}.layer_features must turn the output of stage {index} "
+            f"({kinds}) into Features; see docs/guides/adding-a-family.md"
+        )
+
+    @contextlib.contextmanager
+    def record_layers(self, indices: Iterable[int]) -> Iterator[dict[int, list[Any]]]:
+        """Capture the outputs of the stages ``indices`` (not the last) during forwards run
+        inside the ``with`` block: forward hooks on each stage (on the last module of a
+        Sequential slice), or a pre-hook on the next stage for a stage without a forward."""
+        stages = self.stages()
+        captured: dict[int, list[Any]] = {}
+        handles = []
+        try:
+            for i in sorted(set(indices)):
+                if not 0 <= i < len(stages) - 1:
+                    raise IndexError(f"stage {i} has no hidden output to record")
+                store = captured.setdefault(i, [])
+                stage = stages[i]
+                if _has_no_forward(stage):
+                    nxt = _first_module(stages[i + 1])
+                    handles.append(
+                        nxt.register_forward_pre_hook(
+                            lambda _m, args, store=store: store.append(args[0])
+                        )
+                    )
+                else:
+                    last = _last_module(stage)
+                    handles.append(
+                        last.register_forward_hook(
+                            lambda _m, _args, out, store=store: store.append(out)
+                        )
+                    )
+            yield captured
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def _has_no_forward(module: nn.Module) -> bool:
+    return type(module).forward is nn.Module.forward  # type: ignore[comparison-overlap]
+
+
+def _first_module(stage: nn.Module) -> nn.Module:
+    return stage[0] if isinstance(stage, nn.Sequential) and len(stage) else stage
+
+
+def _last_module(stage: nn.Module) -> nn.Module:
+    return stage[-1] if isinstance(stage, nn.Sequential) and len(stage) else stage
 
 
 @dataclass

@@ -130,6 +130,10 @@ class CNN(Backbone):
     def stages(self) -> list[nn.Module]:
         return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4]
 
+    def layer_time_strides(self) -> list[int]:
+        """Stem stride 2, then each stage halves the time resolution."""
+        return [2, 4, 8, 16, 32]
+
 
 @register_backbone(
     "cnn",

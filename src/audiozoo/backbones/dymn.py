@@ -64,7 +64,9 @@ from .mobilenet import (
     _batch_norm,
     block_configs,
     conv_out_size,
+    geometry_strides,
     make_divisible,
+    square_stride,
 )
 from .mobilenet import _frontend as _efficientat_frontend
 
@@ -266,7 +268,8 @@ class DyBlock(nn.Module):
     ) -> None:
         super().__init__()
         dyn: dict[str, Any] = {"num_kernels": num_kernels, "temperature": temperature}
-        self.context_gen = ContextGen(cfg.in_channels, context_dim, cfg.expanded, cfg.stride)
+        stride = square_stride(cfg.stride)
+        self.context_gen = ContextGen(cfg.in_channels, context_dim, cfg.expanded, stride)
         self.exp_conv: DynamicConv | None = None
         if cfg.expanded != cfg.in_channels:
             self.exp_conv = DynamicConv(cfg.in_channels, cfg.expanded, 1, context_dim, **dyn)
@@ -277,7 +280,7 @@ class DyBlock(nn.Module):
             cfg.expanded,
             cfg.kernel,
             context_dim,
-            stride=cfg.stride,
+            stride=stride,
             padding=(cfg.kernel - 1) // 2 * cfg.dilation,
             dilation=cfg.dilation,
             groups=cfg.expanded,
@@ -371,7 +374,8 @@ class DyMN(Backbone):
 
         # (kernel, stride, padding) of the convs that change (F, T): stem and depthwise convs
         self._geometry = [(3, 2, 1, 1)] + [
-            (c.kernel, c.stride, (c.kernel - 1) // 2 * c.dilation, c.dilation) for c in cfgs
+            (c.kernel, square_stride(c.stride), (c.kernel - 1) // 2 * c.dilation, c.dilation)
+            for c in cfgs
         ]
         self.num_features = 6 * last_in
         self.time_stride = math.prod(stride for _, stride, _, _ in self._geometry)
@@ -424,6 +428,10 @@ class DyMN(Backbone):
         """Stem, the blocks grouped by resolution (a new group at each stride slot), last conv."""
         b = self.blocks
         return [self.stem, b[0:1], b[1:3], b[3:6], b[6:12], b[12:15], self.last_conv]
+
+    def layer_time_strides(self) -> list[int]:
+        """Time stride after each stage (the convs of :attr:`_geometry` up to its last block)."""
+        return geometry_strides(self._geometry, [0, 1, 3, 6, 12, 15, 15])
 
 
 # ---------------------------------------------------------------------------------------------

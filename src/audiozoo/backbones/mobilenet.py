@@ -53,6 +53,7 @@ __all__ = [
     "InvertedResidual",
     "MobileNetV3",
     "SqueezeExcitation",
+    "geometry_strides",
     "make_divisible",
 ]
 
@@ -69,6 +70,19 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
     """Output length of a convolution along one axis (PyTorch's formula)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def square_stride(stride: int | tuple[int, int]) -> int:
+    """The stride of a block with the same stride on both axes (EfficientAT's MobileNets)."""
+    if isinstance(stride, tuple):
+        raise TypeError(f"expected one stride for both axes, got the per-axis pair {stride}")
+    return stride
+
+
+def geometry_strides(geometry: Sequence[tuple[int, ...]], stage_ends: Sequence[int]) -> list[int]:
+    """Cumulative stride (``geometry[k][1]``: the stride of size-changing conv ``k``) after the
+    convs ``0..stage_ends[i]`` of each stage ``i``."""
+    return [math.prod(g[1] for g in geometry[: end + 1]) for end in stage_ends]
 
 
 def _batch_norm(channels: int) -> nn.BatchNorm2d:
@@ -382,7 +396,8 @@ class MobileNetV3(Backbone):
         # (kernel, stride, padding, dilation) of the convs that change (F, T): the stem and each
         # block's depthwise conv; all 1x1 convs keep the size.
         self._geometry = [(3, 2, 1, 1)] + [
-            (c.kernel, c.stride, (c.kernel - 1) // 2 * c.dilation, c.dilation) for c in cfgs
+            (c.kernel, square_stride(c.stride), (c.kernel - 1) // 2 * c.dilation, c.dilation)
+            for c in cfgs
         ]
         layers: list[nn.Module] = [ConvNormAct(1, cfgs[0].in_channels, 3, stride=2)]
         for i, cfg in enumerate(cfgs, start=2):
@@ -443,6 +458,10 @@ class MobileNetV3(Backbone):
         """Stem, the blocks grouped by resolution (a new group at each stride slot), last conv."""
         f = self.features
         return [f[0], f[1:2], f[2:4], f[4:7], f[7:13], f[13:16], f[16]]
+
+    def layer_time_strides(self) -> list[int]:
+        """Time stride after each stage: the product of the strides of its size-changing convs."""
+        return geometry_strides(self._geometry, [0, 1, 3, 6, 12, 15, 15])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,15 @@ from torch import nn
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
 from .base import Backbone, Features, register_backbone
-from .layers import Block, ParamStage, PatchEmbed, init_vit_weights
+from .layers import (
+    Block,
+    ParamStage,
+    PatchEmbed,
+    init_vit_weights,
+    key_padding_mask,
+    run_blocks,
+    split_tokens,
+)
 
 __all__ = ["PaSST"]
 
@@ -162,7 +170,27 @@ class PaSST(Backbone):
 
     def forward(self, spec: torch.Tensor) -> Features:
         """Args: spec (B, 1, F, T) normalised log-mel. Returns: grid (B, D, F', T'), token (B, D)."""
+        return self._forward(spec, None)
+
+    supports_lengths = True
+
+    def forward_lengths(self, spec: torch.Tensor, lengths: torch.Tensor) -> Features:
+        """Padded spectrograms of different lengths (see :meth:`Backbone.forward_lengths`).
+
+        Frames after a clip's length are set to ``pad_value`` (what a clip shorter than 16
+        frames is padded with alone), and the patches that a clip alone would not have (those
+        starting after its last whole patch) are hidden from attention: every real token then
+        attends to exactly the tokens it attends to alone, with the same positions.
+        """
+        return self._forward(spec, lengths)
+
+    def _forward(self, spec: torch.Tensor, lengths: torch.Tensor | None) -> Features:
         self._check_input(spec)
+        if lengths is not None:
+            frame = torch.arange(spec.shape[-1], device=spec.device)
+            spec = spec.masked_fill(
+                (frame[None] >= lengths.to(spec.device)[:, None])[:, None, None], self.pad_value
+            )
         if spec.shape[-1] < PATCH_SIZE:
             spec = F.pad(spec, (0, PATCH_SIZE - spec.shape[-1]), value=self.pad_value)
         x = self.patch_embed(spec)  # (B, D, F', T')
@@ -170,27 +198,56 @@ class PaSST(Backbone):
         # Same addition order as upstream (time, then frequency) for bitwise-close results.
         x = x + self.time_new_pos_embed[..., : x.shape[-1]]
         x = x + self.freq_new_pos_embed
+        valid = None  # (B, F', T') real patches of a padded batch
+        if lengths is not None:
+            real = torch.tensor(
+                [self.num_output_frames(int(t)) for t in lengths.tolist()], device=x.device
+            )
+            t_index = torch.arange(x.shape[-1], device=x.device)
+            valid = (t_index[None] < real[:, None])[:, None, :].expand(-1, x.shape[2], -1)
 
         unstructured = self.training and self.u_patchout > 0
         if self.training:
             if self.s_patchout_t:
-                x = x.index_select(3, _keep_indices(x.shape[3], self.s_patchout_t, x.device))
+                keep = _keep_indices(x.shape[3], self.s_patchout_t, x.device)
+                x = x.index_select(3, keep)
+                valid = None if valid is None else valid.index_select(2, keep)
             if self.s_patchout_f:
-                x = x.index_select(2, _keep_indices(x.shape[2], self.s_patchout_f, x.device))
+                keep = _keep_indices(x.shape[2], self.s_patchout_f, x.device)
+                x = x.index_select(2, keep)
+                valid = None if valid is None else valid.index_select(1, keep)
         f, t = x.shape[2:]
         patches = x.flatten(2).transpose(1, 2)  # (B, F'*T', D), frequency-major: index f*T' + t
+        flat_valid = None if valid is None else valid.flatten(1)
         if unstructured:
             keep = _keep_indices(patches.shape[1], self.u_patchout, x.device)
             patches = patches.index_select(1, keep)
+            flat_valid = None if flat_valid is None else flat_valid.index_select(1, keep)
 
         cls = self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1]
         dist = self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]
         tokens = self.pos_drop(torch.cat((cls, dist, patches), dim=1))
-        tokens = self.norm(self.blocks(tokens))
+        mask = None
+        if flat_valid is not None:
+            summary = flat_valid.new_ones((b, 2))
+            mask = key_padding_mask(torch.cat((summary, flat_valid), dim=1))
+        tokens = self.norm(run_blocks(self.blocks, tokens, mask))
 
         out = tokens[:, 2:].transpose(1, 2)  # (B, D, N)
         grid = out.reshape(b, d, 1, -1) if unstructured else out.reshape(b, d, f, t)
         return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """Tokens (B, 2 + F'*T', D) of a block -> summary token (mean of cls and dist) and grid."""
+        (tokens,) = hidden
+        n = tokens.shape[1] - 2
+        if self.training and self.u_patchout > 0:
+            return Features(grid=tokens[:, 2:].transpose(1, 2)[:, :, None], token=None)
+        f = self.patch_embed.grid_shape(spec.shape[2], max(spec.shape[3], PATCH_SIZE))[0]
+        if self.training and self.s_patchout_f:
+            f = max(f - self.s_patchout_f, 1)
+        token, grid = split_tokens(tokens, 2, f, n // f)
+        return Features(grid=grid, token=token)
 
     def _check_input(self, spec: torch.Tensor) -> None:
         if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:

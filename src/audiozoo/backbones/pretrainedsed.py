@@ -120,7 +120,9 @@ class FrameMobileNet(Backbone):
         self.input_dim_f, self.input_dim_t = input_dim_f, input_dim_t
 
         base, _ = block_configs(width_mult)
-        cfgs = [dataclasses.replace(c, stride=s) for c, s in zip(base, strides, strict=True)]
+        cfgs = [
+            dataclasses.replace(c, stride=(s[0], s[1])) for c, s in zip(base, strides, strict=True)
+        ]
         # (kernel, stride, padding) along frequency and time of the convs that change (F, T)
         self._geometry_f = [(3, 2, 1)] + [
             (c.kernel, s[0], (c.kernel - 1) // 2) for c, s in zip(cfgs, strides, strict=True)

@@ -172,17 +172,30 @@ class KaldiFbank(Frontend):
                 x = x * self.input_scale
             if x.shape[-1] < self.win_length:  # shorter than one frame: see the class docstring
                 x = torch.nn.functional.pad(x, (0, self.win_length - x.shape[-1]))
-            logmel = by_cpu_chunks(self._log_mel, x)
-            if self.target_frames is not None:
-                missing = self.target_frames - logmel.shape[-1]
-                if missing > 0:
-                    logmel = torch.nn.functional.pad(logmel, (0, missing))  # zeros, log domain
-                else:
-                    logmel = logmel[..., : self.target_frames]
-            logmel = self._spec_augment(logmel)
-            # In place: logmel is a fresh tensor that no autograd node saved (log keeps its input).
-            out = logmel.sub_(self.mean).div_(2.0 * self.std)
+            augmenting = self.augmenting
+
+            def per_clip(chunk: torch.Tensor) -> torch.Tensor:
+                logmel = self._fit_frames(self._log_mel(chunk))
+                return logmel if augmenting else self._normalise(logmel)
+
+            out = by_cpu_chunks(per_clip, x)
+            if augmenting:  # SpecAugment draws per batch, before the normalisation
+                out = self._normalise(self._spec_augment(out))
         return out.unsqueeze(1)
+
+    def _fit_frames(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Step 4: zero-pad (log domain) or truncate to ``target_frames`` when set."""
+        if self.target_frames is None:
+            return logmel
+        missing = self.target_frames - logmel.shape[-1]
+        if missing > 0:
+            return torch.nn.functional.pad(logmel, (0, missing))  # zeros, log domain
+        return logmel[..., : self.target_frames]
+
+    def _normalise(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Step 6, in place: logmel is a fresh tensor no autograd node saved (log keeps its
+        input)."""
+        return logmel.sub_(self.mean).div_(2.0 * self.std)
 
     def _log_mel(self, x: torch.Tensor) -> torch.Tensor:
         """Steps 1-3: float32 (B, N >= win_length) -> (B, n_mels, T)."""

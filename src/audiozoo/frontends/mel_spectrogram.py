@@ -172,22 +172,38 @@ class MelSpectrogram(Frontend):
         num_frames = self.num_frames(waveform.shape[-1])
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
-            mel = by_cpu_chunks(lambda chunk: self._mel(chunk, num_frames), x)
-            if self.log == "log":
-                mel = (mel + self.log_offset).log()
-            elif self.log == "db":
-                mel = 10.0 * torch.log10(mel.clamp(min=_DB_AMIN))
-                if self.top_db is not None:
-                    floor = mel.amax(dim=(-2, -1), keepdim=True) - self.top_db  # per clip
-                    mel = torch.maximum(mel, floor)
-            if self.clamp_min is not None or self.clamp_max is not None:
-                mel = mel.clamp(self.clamp_min, self.clamp_max)
-            mel = self._spec_augment(mel)
-            if self.mean is not None:
-                mel = mel - self.mean
-            if self.std is not None:
-                mel = mel / self.std
+            augmenting = self.augmenting
+
+            def per_clip(chunk: torch.Tensor) -> torch.Tensor:
+                mel = self._compress(self._mel(chunk, num_frames))
+                return mel if augmenting else self._normalise(mel)
+
+            mel = by_cpu_chunks(per_clip, x)
+            if augmenting:  # SpecAugment draws per batch, before the normalisation
+                mel = self._normalise(self._spec_augment(mel))
         return mel.unsqueeze(1)
+
+    def _compress(self, mel: torch.Tensor) -> torch.Tensor:
+        """Step 3 on (B, n_mels, T): log, dB (with the per-clip ``top_db`` floor) or nothing, then
+        the ``clamp_min``/``clamp_max`` clamp."""
+        if self.log == "log":
+            mel = (mel + self.log_offset).log()
+        elif self.log == "db":
+            mel = 10.0 * torch.log10(mel.clamp(min=_DB_AMIN))
+            if self.top_db is not None:
+                floor = mel.amax(dim=(-2, -1), keepdim=True) - self.top_db  # per clip
+                mel = torch.maximum(mel, floor)
+        if self.clamp_min is not None or self.clamp_max is not None:
+            mel = mel.clamp(self.clamp_min, self.clamp_max)
+        return mel
+
+    def _normalise(self, mel: torch.Tensor) -> torch.Tensor:
+        """Step 5: ``(x - mean) / std`` where set."""
+        if self.mean is not None:
+            mel = mel - self.mean
+        if self.std is not None:
+            mel = mel / self.std
+        return mel
 
     def _mel(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Steps 1-2: float32 (B, N) -> mel power (B, n_mels, num_frames), before the log."""
@@ -206,7 +222,10 @@ class MelSpectrogram(Frontend):
             onesided=True,
             return_complex=True,
         )
-        # slice after abs(): ONNX export cannot slice a complex tensor
-        mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
-        spec_power = mag if self.power == 1.0 else mag.pow(self.power)
+        if self.power == 2.0:  # re² + im², as StftMel: ~4x faster than abs() then squaring
+            squares = torch.view_as_real(spec).square()
+            spec_power = (squares[..., 0] + squares[..., 1])[..., :num_frames]
+        else:  # slice after abs(): ONNX export cannot slice a complex tensor
+            mag = spec.abs()[..., :num_frames]  # (B, n_fft // 2 + 1, T)
+            spec_power = mag if self.power == 1.0 else mag.pow(self.power)
         return project_mel(self.mel_bank, spec_power, self._mel_blocks)  # (B, n_mels, T)

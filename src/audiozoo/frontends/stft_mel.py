@@ -154,9 +154,14 @@ class StftMel(Frontend):
                 blocks = band_blocks(bank) if bank.is_cpu else None
             else:
                 bank, blocks = self.mel_bank, self._mel_blocks
-            logmel = by_cpu_chunks(lambda chunk: self._log_mel(chunk, bank, blocks, num_frames), x)
-            out = self._spec_augment(logmel)
-            out = out.add_(_NORM_SHIFT).div_(_NORM_SCALE)
+
+            def per_clip(chunk: torch.Tensor) -> torch.Tensor:
+                logmel = self._log_mel(chunk, bank, blocks, num_frames)
+                return logmel if augmenting else logmel.add_(_NORM_SHIFT).div_(_NORM_SCALE)
+
+            out = by_cpu_chunks(per_clip, x)
+            if augmenting:  # SpecAugment draws per batch, between the log and the normalisation
+                out = self._spec_augment(out).add_(_NORM_SHIFT).div_(_NORM_SCALE)
         return out.unsqueeze(1)
 
     def _log_mel(

@@ -4,6 +4,7 @@ from .base import Head, register_head
 from .clip import AttentionHead, ConvHead, IdentityHead, LinearHead, MLPHead
 from .frame import FrameHead, RNNHead
 from .sed import SEDHead
+from .weighted import WeightedHead
 
 __all__ = [
     "AttentionHead",
@@ -15,5 +16,6 @@ __all__ = [
     "MLPHead",
     "RNNHead",
     "SEDHead",
+    "WeightedHead",
     "register_head",
 ]

@@ -1,5 +1,27 @@
 """Building blocks shared by several backbones."""
 
-from .transformer import Attention, Block, DropPath, Mlp, ParamStage, PatchEmbed, init_vit_weights
+from .transformer import (
+    Attention,
+    Block,
+    DropPath,
+    Mlp,
+    ParamStage,
+    PatchEmbed,
+    init_vit_weights,
+    key_padding_mask,
+    run_blocks,
+    split_tokens,
+)
 
-__all__ = ["Attention", "Block", "DropPath", "Mlp", "ParamStage", "PatchEmbed", "init_vit_weights"]
+__all__ = [
+    "Attention",
+    "Block",
+    "DropPath",
+    "Mlp",
+    "ParamStage",
+    "PatchEmbed",
+    "init_vit_weights",
+    "key_padding_mask",
+    "run_blocks",
+    "split_tokens",
+]

@@ -15,7 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "Block", "DropPath", "Mlp", "ParamStage", "PatchEmbed", "init_vit_weights"]
+__all__ = [
+    "Attention",
+    "Block",
+    "DropPath",
+    "Mlp",
+    "ParamStage",
+    "PatchEmbed",
+    "init_vit_weights",
+    "key_padding_mask",
+    "run_blocks",
+    "split_tokens",
+]
 
 
 class PatchEmbed(nn.Module):
@@ -68,7 +79,8 @@ class Attention(nn.Module):
         proj_drop: dropout after the output projection.
 
     Shapes:
-        (B, N, D) -> (B, N, D).
+        (B, N, D) -> (B, N, D); the optional ``attn_mask`` is SDPA's: boolean (True = attend) or
+        additive, broadcastable to (B, H, N, N), e.g. (B, 1, 1, N) to hide padded keys.
     """
 
     def __init__(
@@ -88,14 +100,18 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
         # (B, N, 3D) -> (3, B, H, N, D/H): rows of qkv are q | k | v, each split per head
         qkv = (
             self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         )
         x = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], dropout_p=self.attn_drop if self.training else 0.0
+            qkv[0],
+            qkv[1],
+            qkv[2],
+            attn_mask=attn_mask,
+            dropout_p=self.attn_drop if self.training else 0.0,
         )
         x = x.transpose(1, 2).reshape(b, n, d)  # (B, H, N, D/H) -> (B, N, D)
         return self.proj_drop(self.proj(x))
@@ -152,7 +168,7 @@ class Block(nn.Module):
         drop_path: stochastic-depth probability of both residual branches.
 
     Shapes:
-        (B, N, D) -> (B, N, D).
+        (B, N, D) -> (B, N, D); ``attn_mask`` as in :class:`Attention`.
     """
 
     def __init__(
@@ -173,8 +189,8 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -206,3 +222,30 @@ def init_vit_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def key_padding_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool, True for real tokens -> (B, 1, 1, N) attention mask that hides the others."""
+    return valid[:, None, None, :]
+
+
+def run_blocks(
+    blocks: nn.Sequential | nn.ModuleList, x: torch.Tensor, attn_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Blocks in order; without a mask exactly ``blocks(x)`` (the unmasked path is unchanged)."""
+    if attn_mask is None and isinstance(blocks, nn.Sequential):
+        return blocks(x)  # type: ignore[no-any-return]
+    for block in blocks:
+        x = block(x, attn_mask)
+    return x
+
+
+def split_tokens(
+    tokens: torch.Tensor, num_summary: int, freq: int, time: int
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(B, S + F'*T', D) tokens (S summary tokens first, patches frequency-major) ->
+    (mean of the summary tokens (B, D) or None, grid (B, D, F', T'))."""
+    b, _, d = tokens.shape
+    token = tokens[:, :num_summary].mean(dim=1) if num_summary else None
+    grid = tokens[:, num_summary:].transpose(1, 2).reshape(b, d, freq, time)
+    return token, grid
