@@ -265,15 +265,12 @@ class AudioModel(nn.Module):
                 clip = None if frames is True else _windows.average(layer.pooled(), plan)
                 seq = None
                 if frames:
-                    if i != len(names) - 1 and self._fixed_windows() is not None:
-                        raise NotImplementedError(
-                            "frame embeddings of hidden layers are not available with a head "
-                            f"that runs fixed windows ({type(self.head).__name__}); create "
-                            f"{self.arch!r} with head='identity' to read them"
-                        )
                     ratio = self._layer_ratio(i)
                     self._check_layer_frames(i, layer, feats, ratio)
-                    seq = self._stitch_layer(layer, plan, ratio).frames()
+                    if i != len(names) - 1 and self._fixed_windows() is not None:
+                        seq = self._stitch_fixed_layer(i, layer, plan).frames()
+                    else:
+                        seq = self._stitch_layer(layer, plan, ratio).frames()
                 out[name] = clip if seq is None else seq if clip is None else (clip, seq)
             return out
 
@@ -407,6 +404,27 @@ class AudioModel(nn.Module):
                 "layer_time_strides(), or layer_features() for a layer of tokens (see "
                 "docs/guides/adding-a-family.md)"
             )
+
+    def _stitch_fixed_layer(
+        self, index: int, layer: Features, plan: _windows.WindowPlan
+    ) -> Features:
+        """A hidden layer's frames from the fixed windows of a head such as ``sed``: the
+        windows' own frames on the layer's grid (not the head's resampled one), joined in time."""
+        hop = self.frontend.hop_length * self.backbone.layer_time_strides()[index]
+        if plan.step % hop:
+            raise NotImplementedError(
+                f"the {type(self.head).__name__} head's windows start {plan.step} samples apart, "
+                f"off the {hop}-sample frame grid of layer {self.layer_names[index]!r}; use no "
+                "window overlap, or create the model with head='identity' to read this layer"
+            )
+        per_window = layer.grid.shape[-1]
+        wanted = max(1, -(-plan.num_samples // hop))
+        covered = (plan.count - 1) * (plan.step // hop) + per_window
+        grid_plan = dataclasses.replace(
+            plan, frame_hop=hop, window_frames=per_window, out_frames=min(wanted, covered)
+        )
+        token = None if layer.token is None else _windows.average(layer.token, plan)
+        return Features(grid=_windows.stitch(layer.grid, grid_plan), token=token)
 
     def _stitch_layer(self, layer: Features, plan: _windows.WindowPlan, ratio: int) -> Features:
         if ratio == 1:

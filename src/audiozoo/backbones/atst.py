@@ -195,7 +195,29 @@ class ATSTFrame(Backbone):
             return num_frames // p
         return (num_frames // c) * (c // p) + (num_frames % c) // p
 
+    def _chunks(self, num_frames: int) -> tuple[int, int, int]:
+        """(frames per chunk, chunks, tokens per chunk) of a ``num_frames`` spectrogram."""
+        c = self.chunk_frames
+        c = c if c is not None and num_frames > c else num_frames
+        return c, math.ceil(num_frames / c), c // self.patch_frames
+
     # ------------------------------------------------------------------ forward
+    supports_lengths = True
+
+    def forward_lengths(self, spec: torch.Tensor, lengths: torch.Tensor) -> Features:
+        """A padded batch with a padding mask (see :meth:`forward`'s ``lengths``)."""
+        return self(spec, lengths)  # type: ignore[no-any-return]
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """Tokens (B * chunks, tokens per chunk, D) entering or leaving a block -> grid
+        (B, D, 1, T') of :meth:`forward`'s frames; no token, so the clip embedding of a hidden
+        layer is the mean over its frames."""
+        (x,) = hidden
+        b, t = spec.shape[0], spec.shape[-1]
+        _, n_chunks, n_tok = self._chunks(t)
+        frames = x.reshape(b, n_chunks * n_tok, -1)[:, : self.num_output_frames(t)]
+        return Features(grid=frames.transpose(1, 2).unsqueeze(2))
+
     def forward(self, spec: torch.Tensor, lengths: torch.Tensor | None = None) -> Features:
         """Args:
             spec: (B, 1, n_mels, T) scaled dB mel spectrogram, T >= ``patch_frames``.
@@ -207,10 +229,8 @@ class ATSTFrame(Backbone):
             :class:`Features` with grid (B, D, 1, T') and token (B, D).
         """
         b, t = self._check_input(spec, lengths)
-        c = self.chunk_frames if self.chunk_frames is not None and t > self.chunk_frames else t
-        n_chunks = math.ceil(t / c)
+        c, n_chunks, n_tok = self._chunks(t)  # the last chunk may have fewer valid tokens
         p = self.patch_frames
-        n_tok = c // p  # tokens per chunk (the last chunk may have fewer valid ones)
 
         # Per-chunk valid frames (B, n_chunks): the clip's length minus what earlier chunks hold.
         valid = (

@@ -358,12 +358,20 @@ class BEATs(Backbone):
     def forward(self, spec: torch.Tensor) -> Features:
         """Args: spec (B, 1, F, T), T >= 16. Returns: grid (B, D, F', T // 16), or with
         ``token_frames`` (B, D, 1, (T // 16) * F'); no summary token (clip pooling is the mean)."""
-        x = self.tokens(spec)
+        return self._features(self.tokens(spec))
+
+    def _features(self, x: torch.Tensor) -> Features:
+        """(B, T' * F', D) time-major tokens -> Features (the layout of :meth:`forward`)."""
         b, n, d = x.shape
         if self.token_frames:
             return Features(grid=x.transpose(1, 2).unsqueeze(2))
         grid = x.view(b, n // self.grid_f, self.grid_f, d).permute(0, 3, 2, 1)
         return Features(grid=grid)
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """The tokens entering or leaving a layer, laid out as :meth:`forward`'s output."""
+        (tokens,) = hidden
+        return self._features(tokens)
 
     def stages(self) -> list[nn.Module]:
         """Patch embedding with the positional convolution, norm and the shared relative

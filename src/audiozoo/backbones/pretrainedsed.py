@@ -52,8 +52,14 @@ from torch import nn
 from .._errors import InvalidAudioError, RegistryError
 from ..pretrained import PretrainedCfg
 from .base import Backbone, Features, register_backbone
-from .layers import Block, ParamStage, init_vit_weights
-from .mobilenet import ConvNormAct, InvertedResidual, block_configs, conv_out_size
+from .layers import Block, ParamStage, init_vit_weights, split_tokens
+from .mobilenet import (
+    ConvNormAct,
+    InvertedResidual,
+    block_configs,
+    conv_out_size,
+    geometry_strides,
+)
 
 __all__ = ["FRAME_MN_STRIDES", "FrameMobileNet", "FramePaSST"]
 
@@ -181,6 +187,11 @@ class FrameMobileNet(Backbone):
         """Stem, the blocks grouped at each time or frequency down-sampling, last conv."""
         f = self.features
         return [f[0], f[1:2], f[2:4], f[4:7], f[7:13], f[13:16], f[16]]
+
+    def layer_time_strides(self) -> list[int]:
+        """Time stride after each stage (the time convs of :attr:`_geometry_t` up to its last
+        block)."""
+        return geometry_strides(self._geometry_t, [0, 1, 3, 6, 12, 15, 15])
 
 
 def _out_size(size: int, geometry: Sequence[tuple[int, int, int]]) -> int:
@@ -330,6 +341,13 @@ class FramePaSST(Backbone):
         tokens = self.norm(self.blocks(tokens))
         grid = tokens[:, 2:].transpose(1, 2).unsqueeze(2)  # (B, D, 1, T')
         return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+
+    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
+        """Tokens (B, 2 + T', D) entering or leaving a block -> the mean of the class and
+        distillation tokens, and the frame grid (B, D, 1, T')."""
+        (tokens,) = hidden
+        token, grid = split_tokens(tokens, 2, 1, tokens.shape[1] - 2)
+        return Features(grid=grid, token=token)
 
     def _check_input(self, spec: torch.Tensor) -> None:
         if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
