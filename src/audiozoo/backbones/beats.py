@@ -347,7 +347,13 @@ class BEATs(Backbone):
         # Without autograd (and autocast), every layer writes its gated bias into one buffer: a
         # (B, H, N, N) tensor is 63 MB for two 23 s clips, and a fresh one per layer page-faults.
         buffer = None
-        if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+        # (meta tensors, as in count_macs, have no autocast state to ask for)
+        meta = x.device.type == "meta"
+        if (
+            not torch.is_grad_enabled()
+            and not meta
+            and not torch.is_autocast_enabled(x.device.type)
+        ):
             buffer = x.new_empty((b, self.num_heads, n, n))
         for block in self.blocks:
             if self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop:
