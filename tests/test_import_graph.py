@@ -41,7 +41,10 @@ LAYERS: dict[str, int] = {
         0,
     ),
     **dict.fromkeys(["download", "checkpoints", "format"], 1),
-    **dict.fromkeys(["model", "stats", "optimize", "finetune", "data", "events", "corpus"], 2),
+    **dict.fromkeys(
+        ["model", "_clips", "_layers", "stats", "optimize", "finetune", "data", "events", "corpus"],
+        2,
+    ),
     **dict.fromkeys(["_zoo", "_factory"], 3),
     **dict.fromkeys(["__init__", "cli", "__main__"], 4),
 }

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,8 +49,10 @@ from .frontends.base import Frontend
 __all__ = [
     "WindowPlan",
     "average",
+    "head_windows",
     "layer_plan",
     "plan_fixed_windows",
+    "plan_for_head",
     "plan_windows",
     "split",
     "stitch",
@@ -213,6 +216,30 @@ def layer_plan(plan: WindowPlan, ratio: int, window_frames: int) -> WindowPlan:
         hop,
         window_frames,
         min(wanted, covered),
+    )
+
+
+def head_windows(head: Any, sample_rate: int) -> tuple[int, int | None, float] | None:
+    """(window samples, frames per window or None, overlap) when ``head`` declares fixed
+    windows (``window_seconds``, optionally ``seq_len`` and ``window_overlap``), else None."""
+    seconds = getattr(head, "window_seconds", None)
+    if seconds is None:
+        return None
+    frames = getattr(head, "seq_len", None)
+    overlap = float(getattr(head, "window_overlap", 0.0))
+    return round(seconds * sample_rate), frames, overlap
+
+
+def plan_for_head(
+    frontend: Frontend, backbone: Backbone, head: Any, num_samples: int
+) -> WindowPlan:
+    """:func:`plan_fixed_windows` for a head with fixed windows, else :func:`plan_windows`."""
+    fixed = head_windows(head, frontend.sample_rate)
+    if fixed is None:
+        return plan_windows(frontend, backbone, num_samples)
+    window, frames, overlap = fixed
+    return plan_fixed_windows(
+        frontend, backbone, num_samples, window=window, frames_per_window=frames, overlap=overlap
     )
 
 

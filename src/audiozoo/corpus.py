@@ -76,6 +76,7 @@ import numpy as np
 import soundfile
 import torch
 
+from ._layers import layer_indices
 from .model import AudioModel
 from .resample import Resampler
 
@@ -660,7 +661,7 @@ def embed_corpus(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if layers is not None:
-        model._layer_indices(layers)  # bad names fail before any file is read
+        layer_indices(model.layer_names, layers, model.arch)  # bad names fail before any file
     start = time.perf_counter()
     index, count = resolve_shard(shard)
     items = (

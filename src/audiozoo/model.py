@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import _windows
+from . import _layers, _windows
 from ._audio import as_clip_list, as_waveform, is_clip_list
+from ._clips import ClipGroup, encode_clips, groups_by, scatter_list, scatter_outputs, scatter_rows
 from ._registry import frontends
 from ._version import __version__
 from .backbones.base import Backbone, Features
@@ -151,8 +149,8 @@ class AudioModel(nn.Module):
         if lengths is not None or is_clip_list(waveform):
             groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
             if getattr(self.head, "output", "clip") == "frame":
-                return _scatter_list(groups, lambda g: list(self._frame_logits(g.feats, g.plan)))
-            return _scatter_rows(groups, lambda g: _windows.average(self.head(g.feats), g.plan))
+                return scatter_list(groups, lambda g: list(self._frame_logits(g.feats, g.plan)))
+            return scatter_rows(groups, lambda g: _windows.average(self.head(g.feats), g.plan))
         wave, unbatched = self._prepare(waveform, sample_rate)
         feats, plan = self._encode(wave, wanted)
         if getattr(self.head, "output", "clip") == "frame":
@@ -177,7 +175,7 @@ class AudioModel(nn.Module):
         wanted = self._head_layers()
         if lengths is not None or is_clip_list(waveform):
             groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
-            return _scatter_rows(groups, lambda g: self._clip(g.feats, g.plan))
+            return scatter_rows(groups, lambda g: self._clip(g.feats, g.plan))
         wave, unbatched = self._prepare(waveform, sample_rate)
         feats, plan = self._encode(wave, wanted)
         out = self._clip(feats, plan)
@@ -254,7 +252,7 @@ class AudioModel(nn.Module):
         if frames not in (True, False, "both"):
             raise ValueError(f"frames= must be True, False or 'both', got {frames!r}")
         names = self.layer_names
-        chosen = None if layers is None else self._layer_indices(layers)
+        chosen = None if layers is None else _layers.layer_indices(names, layers, self.arch)
         wanted = [i for i in chosen if i != len(names) - 1] if chosen is not None else []
 
         def outputs(feats: Features, plan: _windows.WindowPlan) -> dict[str, Any]:
@@ -265,8 +263,8 @@ class AudioModel(nn.Module):
                 clip = None if frames is True else _windows.average(layer.pooled(), plan)
                 seq = None
                 if frames:
-                    ratio = self._layer_ratio(i)
-                    self._check_layer_frames(i, layer, feats, ratio)
+                    ratio = _layers.layer_ratio(self.backbone, i)
+                    _layers.check_layer_frames(self.backbone, i, layer, feats, ratio)
                     if i != len(names) - 1 and self._fixed_windows() is not None:
                         seq = self._stitch_fixed_layer(i, layer, plan).frames()
                     else:
@@ -276,21 +274,9 @@ class AudioModel(nn.Module):
 
         if lengths is not None or is_clip_list(waveform):
             groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
-            per_group = {id(g): outputs(g.feats, g.plan) for g in groups}
-
-            def gather(key: str, part: int | None) -> Any:
-                def pick(g: _Group) -> Any:
-                    value = per_group[id(g)][key]
-                    return value if part is None else value[part]
-
-                if frames is True or part == 1:
-                    return _scatter_list(groups, lambda g: list(pick(g)))
-                return _scatter_rows(groups, pick)
-
-            per_layer = {
-                key: (gather(key, 0), gather(key, 1)) if frames == "both" else gather(key, None)
-                for key in next(iter(per_group.values()))
-            }
+            per_layer = scatter_outputs(
+                groups, {id(g): outputs(g.feats, g.plan) for g in groups}, frames
+            )
             return per_layer if chosen is not None else per_layer[names[-1]]
         wave, unbatched = self._prepare(waveform, sample_rate)
         feats, plan = self._encode(wave, wanted)
@@ -315,28 +301,10 @@ class AudioModel(nn.Module):
         return self._merge(*self._encode(waveform))
 
     def _fixed_windows(self) -> tuple[int, int | None, float] | None:
-        """(window samples, frames per window or None, overlap) when the head declares fixed
-        windows (``window_seconds``), else None."""
-        seconds = getattr(self.head, "window_seconds", None)
-        if seconds is None:
-            return None
-        frames = getattr(self.head, "seq_len", None)
-        overlap = float(getattr(self.head, "window_overlap", 0.0))
-        return round(seconds * self.frontend.sample_rate), frames, overlap
+        return _windows.head_windows(self.head, self.frontend.sample_rate)
 
     def _plan(self, num_samples: int) -> _windows.WindowPlan:
-        fixed = self._fixed_windows()
-        if fixed is None:
-            return _windows.plan_windows(self.frontend, self.backbone, num_samples)
-        window, frames, overlap = fixed
-        return _windows.plan_fixed_windows(
-            self.frontend,
-            self.backbone,
-            num_samples,
-            window=window,
-            frames_per_window=frames,
-            overlap=overlap,
-        )
+        return _windows.plan_for_head(self.frontend, self.backbone, self.head, num_samples)
 
     # ------------------------------------------------------------------ layers
     @property
@@ -352,76 +320,14 @@ class AudioModel(nn.Module):
         strides = self.backbone.layer_time_strides()
         return {n: hop * s for n, s in zip(self.layer_names, strides, strict=True)}
 
-    def _layer_indices(self, layers: Any) -> list[int]:
-        names = self.layer_names
-        if isinstance(layers, str) and layers == "all":
-            return list(range(len(names)))
-        items = [layers] if isinstance(layers, (str, int)) else list(layers)
-        if not items:
-            raise ValueError("layers= is empty; pass 'all', a layer name or index, or a list")
-        out = []
-        for item in items:
-            if isinstance(item, bool) or not isinstance(item, (str, int)):
-                raise TypeError(f"layers= takes names or indices, got {item!r}")
-            if isinstance(item, int):
-                if not -len(names) <= item < len(names):
-                    raise IndexError(
-                        f"layer index {item} out of range: {self.arch} has {len(names)} layers "
-                        f"({names[0]} ... {names[-1]}); see model.layer_names"
-                    )
-                out.append(item % len(names))
-            elif item in names:
-                out.append(names.index(item))
-            else:
-                raise ValueError(
-                    f"unknown layer {item!r} for {self.arch}; its layers are {names} "
-                    "(or pass 'all' or indices)"
-                )
-        return sorted(set(out))
-
-    def _layer_ratio(self, index: int) -> int:
-        """Frames of layer ``index`` per output frame of the backbone (1 for the last layer and
-        for transformers, 16 for the first stage of a MobileNet)."""
-        strides = self.backbone.layer_time_strides()
-        ratio, rest = divmod(self.backbone.time_stride, strides[index])
-        if rest:
-            raise ValueError(
-                f"layer {self.layer_names[index]!r} has time stride {strides[index]}, which does "
-                f"not divide the backbone's {self.backbone.time_stride}"
-            )
-        return ratio
-
-    def _check_layer_frames(self, index: int, layer: Features, out: Features, ratio: int) -> None:
-        """A layer's frames per window must fit its declared time stride (a family whose stages
-        downsample in time and that does not override ``layer_time_strides`` fails here)."""
-        have, final = layer.grid.shape[-1], out.grid.shape[-1]
-        # same rate: the same frames exactly; finer: conv rounding at the edges
-        if (have != final) if ratio == 1 else abs(have - ratio * final) > ratio + 1:
-            raise NotImplementedError(
-                f"layer {self.layer_names[index]!r} of {type(self.backbone).__name__} has {have} "
-                f"frames where its time stride {self.backbone.layer_time_strides()[index]} "
-                f"predicts about {ratio * final}: the backbone must override "
-                "layer_time_strides(), or layer_features() for a layer of tokens (see "
-                "docs/guides/adding-a-family.md)"
-            )
-
     def _stitch_fixed_layer(
         self, index: int, layer: Features, plan: _windows.WindowPlan
     ) -> Features:
         """A hidden layer's frames from the fixed windows of a head such as ``sed``: the
         windows' own frames on the layer's grid (not the head's resampled one), joined in time."""
         hop = self.frontend.hop_length * self.backbone.layer_time_strides()[index]
-        if plan.step % hop:
-            raise NotImplementedError(
-                f"the {type(self.head).__name__} head's windows start {plan.step} samples apart, "
-                f"off the {hop}-sample frame grid of layer {self.layer_names[index]!r}; use no "
-                "window overlap, or create the model with head='identity' to read this layer"
-            )
-        per_window = layer.grid.shape[-1]
-        wanted = max(1, -(-plan.num_samples // hop))
-        covered = (plan.count - 1) * (plan.step // hop) + per_window
-        grid_plan = dataclasses.replace(
-            plan, frame_hop=hop, window_frames=per_window, out_frames=min(wanted, covered)
+        grid_plan = _layers.fixed_window_plan(
+            plan, hop, layer.grid.shape[-1], f"the {type(self.head).__name__} head's windows"
         )
         token = None if layer.token is None else _windows.average(layer.token, plan)
         return Features(grid=_windows.stitch(layer.grid, grid_plan), token=token)
@@ -457,28 +363,14 @@ class AudioModel(nn.Module):
         plan = self._plan(wave.shape[-1])
         with self._no_grad_if_frozen():
             spec = self.frontend(_windows.split(wave, plan))
-            feats = self._run_backbone(spec, layers or [])
+            feats = _layers.run_backbone(self.backbone, spec, layers or [])
         assert feats is not None  # only forward_lengths may decline
         return feats, plan
 
-    def _run_backbone(
-        self, spec: torch.Tensor, layers: list[int], lengths: torch.Tensor | None = None
-    ) -> Features | None:
-        """The backbone on ``spec`` (with ``lengths``: :meth:`Backbone.forward_lengths`, which
-        may return None), recording the hidden ``layers`` into :attr:`Features.layers`."""
-        call: Any = self.backbone if lengths is None else self.backbone.forward_lengths
-        args = (spec,) if lengths is None else (spec, lengths)
-        if not layers:
-            return call(*args)  # type: ignore[no-any-return]
-        names = self.layer_names
-        with self.backbone.record_layers(layers) as captured:
-            feats = call(*args)
-        if feats is None:
-            return None
-        hidden = {
-            names[i]: self.backbone.layer_features(i, captured[i], spec) for i in sorted(layers)
-        }
-        return dataclasses.replace(feats, layers=hidden)
+    def _encode_clips(self, clips: list[torch.Tensor], layers: list[int]) -> list[ClipGroup]:
+        """Clips of different lengths, each exactly as it runs alone (:mod:`audiozoo._clips`)."""
+        with self._no_grad_if_frozen():
+            return encode_clips(clips, layers, self._plan, self.frontend, self.backbone)
 
     def _prepare_clips(self, waveform: Any, lengths: Any, sample_rate: int | None) -> list[Any]:
         clips = as_clip_list(waveform, lengths, device=self.device)
@@ -486,7 +378,7 @@ class AudioModel(nn.Module):
             from .resample import resample
 
             out: list[torch.Tensor | None] = [None] * len(clips)
-            for idx in _groups_by(clips, lambda c: c.shape[-1]).values():
+            for idx in groups_by(clips, lambda c: c.shape[-1]).values():
                 batch = resample(
                     torch.stack([clips[i] for i in idx]), int(sample_rate), self.sample_rate
                 )
@@ -494,59 +386,6 @@ class AudioModel(nn.Module):
                     out[i] = batch[row]
             clips = out  # type: ignore[assignment]
         return clips
-
-    def _encode_clips(self, clips: list[torch.Tensor], layers: list[int]) -> list[_Group]:
-        """Clips of different lengths, each exactly as it runs alone, in shared batches.
-
-        Clips of one length form a group (one window plan). Windows of equal length go through
-        the frontend together; spectrograms of equal length through the backbone together, or,
-        when the backbone :attr:`~audiozoo.Backbone.supports_lengths`, all of them padded into
-        one batch with :meth:`~audiozoo.Backbone.forward_lengths`.
-        """
-        groups: list[_Group] = []
-        for n, idx in _groups_by(clips, lambda c: c.shape[-1]).items():
-            plan = self._plan(n)
-            windows = _windows.split(torch.stack([clips[i] for i in idx]), plan)
-            groups.append(_Group(idx, plan, windows))
-        with self._no_grad_if_frozen():
-            specs: list[torch.Tensor] = [torch.empty(0)] * len(groups)
-            for members in _groups_by(groups, lambda g: g.windows.shape[-1]).values():
-                out = self.frontend(torch.cat([groups[g].windows for g in members]))
-                for g, part in zip(
-                    members, _split_rows(out, [groups[g].rows for g in members]), strict=True
-                ):
-                    specs[g] = part
-            feats = self._backbone_groups(specs, layers)
-        for group, f in zip(groups, feats, strict=True):
-            group.feats = f
-            group.windows = torch.empty(0)
-        return groups
-
-    def _backbone_groups(self, specs: list[torch.Tensor], layers: list[int]) -> list[Features]:
-        """Backbone features of each group's (rows, 1, F, T_g) spectrogram."""
-        frames = [s.shape[-1] for s in specs]
-        rows = [s.shape[0] for s in specs]
-        if len(set(frames)) > 1 and self.backbone.supports_lengths:
-            longest = max(frames)
-            padded = torch.cat([F.pad(s, (0, longest - s.shape[-1])) for s in specs])
-            lengths = torch.tensor(
-                [t for t, r in zip(frames, rows, strict=True) for _ in range(r)],
-                device=padded.device,
-            )
-            feats = self._run_backbone(padded, layers, lengths)
-            if feats is not None:
-                full = self.backbone.num_output_frames(longest)
-                real = [self.backbone.num_output_frames(t) for t in frames]
-                return _split_features(feats, rows, real, full)
-        out: list[Features | None] = [None] * len(specs)
-        for members in _groups_by(specs, lambda s: s.shape[-1]).values():
-            feats = self._run_backbone(torch.cat([specs[g] for g in members]), layers)
-            assert feats is not None
-            for g, part in zip(
-                members, _split_features(feats, [rows[g] for g in members]), strict=True
-            ):
-                out[g] = part
-        return out  # type: ignore[return-value]
 
     def _merge(self, feats: Features, plan: _windows.WindowPlan) -> Features:
         """Per-window features -> one Features per clip (stitched grid, averaged token)."""
@@ -639,86 +478,3 @@ class AudioModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, sample_rate={self.sample_rate}, frame_hop={self.frame_hop:g}"
-
-
-# ---------------------------------------------------------------------------------- clips
-T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
-
-
-@dataclasses.dataclass
-class _Group:
-    """Clips of one length: their indices in the batch, window plan and features."""
-
-    indices: list[int]
-    plan: _windows.WindowPlan
-    windows: torch.Tensor
-    feats: Features = dataclasses.field(init=False)
-
-    @property
-    def rows(self) -> int:
-        return self.windows.shape[0]
-
-
-def _groups_by(items: Sequence[T], key: Callable[[T], K]) -> dict[K, list[int]]:
-    """Indices of ``items`` grouped by ``key``, groups in order of first appearance."""
-    out: dict[K, list[int]] = {}
-    for i, item in enumerate(items):
-        out.setdefault(key(item), []).append(i)
-    return out
-
-
-def _split_rows(x: torch.Tensor, rows: list[int]) -> list[torch.Tensor]:
-    return list(x.split(rows)) if len(rows) > 1 else [x]
-
-
-def _split_features(
-    feats: Features, rows: list[int], frames: list[int] | None = None, full: int | None = None
-) -> list[Features]:
-    """Cut a batch of features into consecutive row blocks; with ``frames``, cut each block's
-    grid (and every layer grid) of ``full`` frames to its real frames."""
-    out = []
-    start = 0
-    for k, r in enumerate(rows):
-        t = None if frames is None else frames[k]
-        out.append(_rows_of(feats, start, start + r, t, full))
-        start += r
-    return out
-
-
-def _rows_of(
-    feats: Features, start: int, stop: int, frames: int | None, full: int | None
-) -> Features:
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(feats):
-        v = getattr(feats, f.name)
-        if f.name == "layers" and v is not None:
-            v = {k: _rows_of(lf, start, stop, frames, full) for k, lf in v.items()}
-        elif isinstance(v, torch.Tensor):
-            v = v[start:stop]
-            # cut to the clip's frames; a grid of another size (training-time patchout dropped
-            # columns at random) is left whole
-            if f.name == "grid" and frames is not None and v.shape[-1] == full:
-                v = v[..., :frames]
-        values[f.name] = v
-    return Features(**values) if type(feats) is Features else type(feats)(**values)
-
-
-def _scatter_rows(groups: list[_Group], fn: Callable[[_Group], torch.Tensor]) -> torch.Tensor:
-    """(B, ...) tensor with row ``i`` from the group holding clip ``i``."""
-    parts = [(g.indices, fn(g)) for g in groups]
-    total = sum(len(idx) for idx, _ in parts)
-    first = parts[0][1]
-    out = first.new_empty((total, *first.shape[1:]))
-    for idx, value in parts:
-        out[torch.tensor(idx, device=out.device)] = value
-    return out
-
-
-def _scatter_list(groups: list[_Group], fn: Callable[[_Group], list[Any]]) -> list[Any]:
-    """List with entry ``i`` from the group holding clip ``i``."""
-    out: list[Any] = [None] * sum(len(g.indices) for g in groups)
-    for g in groups:
-        for i, value in zip(g.indices, fn(g), strict=True):
-            out[i] = value
-    return out
