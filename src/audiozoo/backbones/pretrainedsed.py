@@ -224,8 +224,9 @@ class FramePaSST(Backbone):
     """PretrainedSED's frame-level PaSST: spectrogram (B, 1, F, T) -> frame tokens.
 
     Returns :class:`Features` with ``grid`` (B, D, 1, T') — the frame tokens after the final
-    LayerNorm, ``T' = ceil(ceil(T / 2) / 2)`` (250 for 10 s) — and ``token`` (B, D), the mean of
-    the cls and dist tokens (upstream computes and discards it).
+    LayerNorm, ``T' = ceil(ceil(T / 2) / 2)`` (250 for 10 s) — and no summary token: the cls and
+    dist tokens take part in attention but their outputs are dropped, as upstream does, so the
+    clip embedding is the frames' mean (what the weak head reads).
 
     Args:
         embed_dim: token width ``D`` (768 for the released model).
@@ -340,14 +341,16 @@ class FramePaSST(Backbone):
         tokens = self.pos_drop(torch.cat((cls, dist, frames), dim=1))
         tokens = self.norm(self.blocks(tokens))
         grid = tokens[:, 2:].transpose(1, 2).unsqueeze(2)  # (B, D, 1, T')
-        return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+        # no summary token: upstream drops the cls/dist outputs (no loss ever trained them as a
+        # clip summary), and its weak head reads the frames' mean, which pooled() then gives
+        return Features(grid=grid)
 
     def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
-        """Tokens (B, 2 + T', D) entering or leaving a block -> the mean of the class and
-        distillation tokens, and the frame grid (B, D, 1, T')."""
+        """Tokens (B, 2 + T', D) entering or leaving a block -> the frame grid (B, D, 1, T')
+        (the class and distillation tokens are dropped, as in the output)."""
         (tokens,) = hidden
-        token, grid = split_tokens(tokens, 2, 1, tokens.shape[1] - 2)
-        return Features(grid=grid, token=token)
+        _, grid = split_tokens(tokens, 2, 1, tokens.shape[1] - 2)
+        return Features(grid=grid)
 
     def _check_input(self, spec: torch.Tensor) -> None:
         if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
