@@ -25,6 +25,7 @@ import torch
 from ._timing import Row, cpu_burners, fmt_time, machine_description, render
 from .cases import Settings, frontend_cases, missing, model_cases
 from .corpus import corpus_rows
+from .sed import sed_rows
 
 __all__ = ["main"]
 
@@ -36,6 +37,7 @@ GROUPS = (
     "ced",
     "dasheng",
     "beats",
+    "sed",
     "mn10",
     "train",
     "startup",
@@ -301,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[Row] = []
     groups = [lambda: frontend_cases(s), lambda: model_cases(s)]
+    if s.wants("sed"):
+        groups.append(lambda: sed_rows(s))
     if "contended" in s.only:  # not in the default run: it takes a core away on purpose
         groups.append(lambda: contended_rows(s))
     if s.wants("corpus") and (s.only or not args.quick):

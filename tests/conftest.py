@@ -38,3 +38,14 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The parity measurements of this run (:mod:`tests.parity_report`) as one table."""
+    from tests.parity_report import table
+
+    lines = table()
+    if lines:
+        terminalreporter.section("parity: max differences (audiozoo vs upstream)")
+        for line in lines:
+            terminalreporter.write_line(line)

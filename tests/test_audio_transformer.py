@@ -20,6 +20,7 @@ from audiozoo.backbones.audio_transformer import MEL_16K, AudioTransformer
 from audiozoo.backbones.base import Features
 from audiozoo.heads.clip import LinearHead
 from tests import _ced_fixtures as fx
+from tests.parity_report import record_parity
 
 SMALL = {"embed_dim": 32, "depth": 2, "num_heads": 2}
 RTOL = 1e-3
@@ -72,7 +73,13 @@ def test_ced_tiny_matches_upstream(tmp_path, case):
         rel(clip, ref[f"{case}.embedding"]),
         rel(frames, up_frames),
     )
-    print(f"ced_tiny {case} (logits, probs, clip, frames rel):", report)
+    record_parity(
+        "ced_tiny.as vs RicherMans/CED (incl. frames)",
+        case,
+        dict(
+            zip(("logits rel", "probs rel", "embed rel", "embed(frames) rel"), report, strict=True)
+        ),
+    )
     assert logits.shape == (2, 527)
     assert max(report) <= RTOL, report
     assert frames.shape[1] == math.ceil(wave.shape[-1] / 2560) - (case != "25s")

@@ -19,6 +19,7 @@ import audiozoo
 from audiozoo.backbones.mobilenet import WIDTHS
 from audiozoo.heads import MLPHead
 from tests.conftest import require_fixtures
+from tests.parity_report import record_parity
 
 FIXTURES = ["mn10_as", "mn01_as"]
 
@@ -80,10 +81,15 @@ def test_create_end_to_end_matches_upstream(name):
         logits = model(ref["waveform"])
         embedding = model.embed(ref["waveform"])
     assert mel.shape == (2, 1, *ref["mel"].shape[1:])
-    assert (mel[:, 0] - ref["mel"]).abs().max().item() < 1e-4
-    assert rel_err(logits_from_mel, ref["logits"]) < 1e-3
-    assert rel_err(logits, ref["logits"]) < 1e-3
-    assert rel_err(embedding, ref["embedding"]) < 1e-3
+    report = {
+        "mel abs": (mel[:, 0] - ref["mel"]).abs().max().item(),
+        "logits rel": rel_err(logits, ref["logits"]),
+        "embed rel": rel_err(embedding, ref["embedding"]),
+        "logits from upstream mel rel": rel_err(logits_from_mel, ref["logits"]),
+    }
+    record_parity(f"{model_name(name)} vs EfficientAT (shared fixture)", "10 s", report)
+    assert report["mel abs"] < 1e-4, report
+    assert all(v < 1e-3 for k, v in report.items() if k.endswith("rel")), report
 
 
 def test_wrong_width_checkpoint_is_refused():

@@ -9,10 +9,6 @@ import os
 
 import pytest
 
-from tests.parity._report import record_parity, table
-
-__all__ = ["record_parity"]
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = os.path.dirname(__file__)
@@ -28,11 +24,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if os.environ.get("AUDIOZOO_PARITY_STRICT") == "1" and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"parity test skipped under nox -s parity: {report.longrepr}"
-
-
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    lines = table()
-    if lines:
-        terminalreporter.section("parity: max differences (audiozoo vs upstream)")
-        for line in lines:
-            terminalreporter.write_line(line)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import audiozoo
+from tests.parity_report import record_parity
 
 pytest.importorskip("transformers", reason="transformers (parity extra) is not installed")
 
@@ -102,7 +103,11 @@ def compare(model, backbone, head, input_values: torch.Tensor, label: str) -> No
         feats = backbone(input_values.transpose(1, 2).unsqueeze(1))
         logits = head(feats)
     report = (label, rel(logits, up.logits), rel(feats.token, pooled))
-    print("ast parity (case, logits rel, embedding rel):", report)
+    record_parity(
+        "AST vs transformers ASTForAudioClassification",
+        label,
+        {"logits rel": report[1], "embedding rel": report[2]},
+    )
     assert report[1] < RTOL and report[2] < RTOL, report
     assert rel(up.logits[0], up.logits[1]) > 10 * RTOL  # informative weights
 
@@ -154,5 +159,9 @@ def test_ast_speech_commands_and_end_to_end(tmp_path):
             with torch.no_grad():
                 logits = head(backbone(frontend(wave)))
             report = (seconds, target, rel(logits, up))
-            print("ast end-to-end parity (seconds, target_frames, logits rel):", report)
+            record_parity(
+                "AST speech commands end to end vs ASTFeatureExtractor + transformers",
+                f"{seconds} s, target_frames={target}",
+                {"logits rel": report[2]},
+            )
             assert report[2] < RTOL, report

@@ -26,6 +26,7 @@ import audiozoo
 from audiozoo._registry import converters
 from audiozoo.backbones.atst import DB_MAX, DB_MIN, FRONTEND
 from audiozoo.frontends import MelSpectrogram
+from tests.parity_report import record_parity
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "atst"
 RTOL = 1e-3
@@ -144,7 +145,13 @@ def test_frontend_where_the_floor_does_not_bind(seconds: float) -> None:
     ref = upstream_db(x)
     assert (ref.amax(dim=(1, 2)) - ref.amin(dim=(1, 2)) < 80).all()  # floor does not bind
     ours = ours_db()(x)[:, 0]
-    assert (ours - ref).abs().max() <= DB_ATOL
+    diff = (ours - ref).abs().max().item()
+    record_parity(
+        "ATST-Frame frontend vs torchaudio (dB, floor not binding)",
+        f"{seconds} s",
+        {"dB abs": diff},
+    )
+    assert diff <= DB_ATOL
     full = audiozoo.frontends.MelSpectrogram(**{k: v for k, v in FRONTEND.items() if k != "name"})
     assert (full.eval()(x)[:, 0] - minmax(ref)).abs().max() <= DB_ATOL / (DB_MAX - DB_MIN) * 2
 
@@ -226,8 +233,12 @@ def test_frames_vs_audiossl(fixture, audiossl_encoder, case: str) -> None:
     with torch.no_grad():
         frames = audiossl_encoder.embed(wave(fixture, case), frames=True)
         clip = audiossl_encoder.embed(wave(fixture, case))
-    assert rel(frames, fixture[f"audiossl_frames_{case}"]) <= RTOL
-    assert rel(clip, fixture[f"audiossl_scene_{case}"]) <= RTOL
+    report = {
+        "embed(frames) rel": rel(frames, fixture[f"audiossl_frames_{case}"]),
+        "embed rel": rel(clip, fixture[f"audiossl_scene_{case}"]),
+    }
+    record_parity("atst_frame vs audiossl FrameAST", case, report)
+    assert all(v <= RTOL for v in report.values()), report
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -237,8 +248,12 @@ def test_as_strong_vs_pretrainedsed(fixture, as_strong, case: str) -> None:
         strong, weak = as_strong.frame_and_clip_logits(wave(fixture, case))
     ref = fixture[f"pretrainedsed_strong_{case}"].transpose(1, 2)  # (B, T', 447)
     assert strong.shape == ref.shape
-    assert rel(strong, ref) <= RTOL
-    assert rel(weak, fixture[f"pretrainedsed_weak_{case}"]) <= RTOL
+    report = {
+        "strong rel": rel(strong, ref),
+        "weak rel": rel(weak, fixture[f"pretrainedsed_weak_{case}"]),
+    }
+    record_parity("atst_frame.as_strong vs PretrainedSED inference.py", case, report)
+    assert all(v <= RTOL for v in report.values()), report
 
 
 def test_done_means(fixture, audiossl_encoder, as_strong) -> None:

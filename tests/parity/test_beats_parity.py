@@ -32,6 +32,7 @@ from tests.beats_weights import (
     seeded_state_dict,
     to_pretrainedsed,
 )
+from tests.parity_report import record_parity
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "beats"
 FRONTEND_ATOL = 1e-4
@@ -83,7 +84,7 @@ def test_beats_matches_speechbrain(speechbrain_pair, case):
         "embed rel": rel(clip, tokens_up.mean(1)),
         "embed(frames) rel": rel(frames, frames_up),
     }
-    print(f"beats vs speechbrain {case} {tuple(wave.shape)}:", report)
+    record_parity("beats.iter3 vs speechbrain BEATs", case, report)
     assert spec.shape[-1] == fbank_up.shape[1] and frames.shape == (2, t, 768)
     assert report["frontend abs"] <= FRONTEND_ATOL, report
     assert all(v <= RTOL for k, v in report.items() if k.endswith("rel")), report
@@ -120,7 +121,7 @@ def test_beats_finetuned_matches_speechbrain(tmp_path):
             "logits rel": rel(logits, canonical_up),
             "sigmoid abs": (torch.sigmoid(logits) - probs_canonical).abs().max().item(),
         }
-        print(f"beats fine-tuned vs speechbrain {case}:", report)
+        record_parity("beats.iter3_plus_as2m_cpt2 vs speechbrain BEATs (fine-tuned)", case, report)
         assert report["logits rel"] <= RTOL and report["sigmoid abs"] <= 1e-4, report
         assert rel(logits_up[0], logits_up[1]) > 10 * RTOL
 
@@ -171,7 +172,7 @@ def test_beats_strong_matches_pretrainedsed(pretrainedsed, strong_model, case):
         report["embed(frames) rel"] = rel(seq[0], ref["10s.seq250"])
         report["embed rel"] = rel(clip[0], ref["10s.tokens_mean"])
         assert seq.shape == (1, 250, 768)
-    print(f"beats.as_strong vs PretrainedSED {case}:", report)
+    record_parity("beats.as_strong vs PretrainedSED inference.py", case, report)
     assert strong.shape == (1, frames, 447)
     assert strong_model.frame_hop == pytest.approx(0.04)
     if "frontend abs" in report:

@@ -15,6 +15,7 @@ import torch
 
 import audiozoo
 from tests import _ced_fixtures as fx
+from tests.parity_report import record_parity
 
 RTOL = 1e-3
 
@@ -52,7 +53,11 @@ def test_ced_matches_upstream(tmp_path, size):
             rel(torch.sigmoid(logits), ref[f"{case}.probs"]),
             rel(clip, ref[f"{case}.embedding"]),
         )
-        print("ced parity (size, case, logits rel, probs rel, clip rel):", report)
+        record_parity(
+            f"{size}.as vs RicherMans/CED",
+            case,
+            {"logits rel": report[2], "probs rel": report[3], "embed rel": report[4]},
+        )
         assert max(report[2:]) <= RTOL, report
         ref_logits = ref[f"{case}.logits"]
         assert rel(ref_logits[0], ref_logits[1]) > 10 * RTOL  # the weights are informative

@@ -23,6 +23,7 @@ from dasheng.pretrained.pretrained import Dasheng
 
 import audiozoo
 from tests._ced_fixtures import CASES, seeded_tensor, waveforms
+from tests.parity_report import record_parity
 
 RTOL = 1e-3
 MEL_ATOL = 1e-3  # dB
@@ -79,7 +80,11 @@ def test_dasheng_base_matches_the_dasheng_package(base, case):
         out = ours(wave)  # identity head: the clip embedding
     mel_diff = (mel - mel_up).abs().max().item()
     report = (case, mel_diff, rel(frames, frames_up), rel(clip, frames_up.mean(1)))
-    print("dasheng_base parity (case, mel abs dB, frames rel, clip rel):", report)
+    record_parity(
+        "dasheng_base vs the dasheng package",
+        case,
+        {"mel abs dB": report[1], "embed(frames) rel": report[2], "embed rel": report[3]},
+    )
     assert frames.shape == frames_up.shape, (frames.shape, frames_up.shape)
     assert mel_diff <= MEL_ATOL, report
     assert report[2] <= RTOL and report[3] <= RTOL, report
@@ -113,7 +118,7 @@ def test_dasheng_base_audioset_matches_the_readme_classifier(tmp_path, base, cas
         probs_up = torch.sigmoid(head(quiet(up, wave).mean(1)))
         logits = ours(wave)
     report = (case, rel(torch.sigmoid(logits), probs_up))
-    print("dasheng_base.as parity (case, probs rel):", report)
+    record_parity("dasheng_base.as vs dasheng + README classifier", case, {"probs rel": report[1]})
     assert logits.shape == (2, 527) and report[1] <= RTOL, report
 
 
@@ -127,7 +132,9 @@ def test_dasheng_large_widths_and_heads(tmp_path, arch, width, heads):
     wave = waveforms("3.3s")
     with torch.no_grad():
         report = (arch, rel(ours.embed(wave, frames=True), quiet(up, wave)))
-    print("dasheng large parity (arch, frames rel):", report)
+    record_parity(
+        f"{arch} (2 blocks, full width) vs dasheng", "3.3s", {"embed(frames) rel": report[1]}
+    )
     assert report[1] <= RTOL, report
 
 

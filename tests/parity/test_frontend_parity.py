@@ -24,6 +24,7 @@ from audiozoo.frontends import (  # noqa: E402
     melscale_fbanks,
 )
 from audiozoo.resample import resample  # noqa: E402
+from tests.parity_report import record_parity  # noqa: E402
 
 pytestmark = [
     pytest.mark.parity,
@@ -62,7 +63,9 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_kaldi_mel_banks(args: tuple) -> None:
     ref, _ = kaldi.get_mel_banks(*args, 100.0, -500.0, 1.0)
     ref = torch.nn.functional.pad(ref, (0, 1))
-    assert _max_diff(kaldi_mel_banks(*args), ref) == 0.0
+    diff = _max_diff(kaldi_mel_banks(*args), ref)
+    record_parity("kaldi_mel_banks vs torchaudio get_mel_banks", "6 settings", {"abs": diff})
+    assert diff == 0.0
 
 
 @pytest.mark.parametrize(
@@ -78,7 +81,9 @@ def test_kaldi_mel_banks(args: tuple) -> None:
 )
 def test_melscale_fbanks(args: tuple, mel_scale: str, norm: str | None) -> None:
     ref = torchaudio.functional.melscale_fbanks(*args, norm=norm, mel_scale=mel_scale)
-    assert _max_diff(melscale_fbanks(*args, norm=norm, mel_scale=mel_scale), ref) == 0.0
+    diff = _max_diff(melscale_fbanks(*args, norm=norm, mel_scale=mel_scale), ref)
+    record_parity("melscale_fbanks vs torchaudio", "HTK and Slaney", {"abs": diff})
+    assert diff == 0.0
 
 
 # --------------------------------------------------------------------------- StftMel vs hear21passt
@@ -110,7 +115,9 @@ def test_stft_mel_eval_vs_hear21passt(augment_mel_stft: type, hop: int, n: int) 
     x = _noise(2, n, seed=n + hop)
     with torch.no_grad():
         ref = upstream(x)
-    assert _max_diff(ours(x)[:, 0], ref) <= ATOL
+    diff = _max_diff(ours(x)[:, 0], ref)
+    record_parity("StftMel vs hear21passt AugmentMelSTFT (eval)", f"hop {hop}", {"abs": diff})
+    assert diff <= ATOL
 
 
 @pytest.mark.parametrize("n_mels", [64, 256])
@@ -133,7 +140,11 @@ def test_stft_mel_train_jitter_vs_hear21passt(augment_mel_stft: type, seed: int)
     torch.manual_seed(seed)
     with torch.no_grad():
         ref = upstream(x)
-    assert _max_diff(ours(x)[:, 0], ref) <= ATOL
+    diff = _max_diff(ours(x)[:, 0], ref)
+    record_parity(
+        "StftMel vs hear21passt AugmentMelSTFT (train, fmin/fmax jitter)", "3 seeds", {"abs": diff}
+    )
+    assert diff <= ATOL
 
 
 # --------------------------------------------------------------------------- KaldiFbank
@@ -163,7 +174,11 @@ def test_kaldi_fbank_vs_torchaudio(n: int, target: int | None) -> None:
     x = _noise(2, n, seed=n)
     ours = KaldiFbank(target_frames=target).eval()(x)[:, 0]
     for b in range(2):
-        assert _max_diff(ours[b], _ast_reference(x[b], target)) <= ATOL
+        diff = _max_diff(ours[b], _ast_reference(x[b], target))
+        record_parity(
+            "KaldiFbank vs torchaudio kaldi.fbank (AST pipeline)", f"target {target}", {"abs": diff}
+        )
+        assert diff <= ATOL
 
 
 def test_kaldi_fbank_short_clip_is_zero_padded_to_one_frame() -> None:
@@ -182,7 +197,9 @@ def test_kaldi_fbank_vs_ast_feature_extractor() -> None:
         "input_values"
     ]
     ours = KaldiFbank().eval()(x)[:, 0]
-    assert _max_diff(ours, ref.transpose(1, 2)) <= ATOL
+    diff = _max_diff(ours, ref.transpose(1, 2))
+    record_parity("KaldiFbank vs transformers ASTFeatureExtractor", "3 clips", {"abs": diff})
+    assert diff <= ATOL
 
 
 # --------------------------------------------------------------------------- MelSpectrogram
@@ -234,7 +251,13 @@ def test_mel_spectrogram_vs_torchaudio(config: dict, n: int) -> None:
     # AmplitudeToDB on (B, 1, F, T) clips at top_db below each clip's own maximum
     ref_db = torchaudio.transforms.AmplitudeToDB(top_db=80.0)(ref_power[:, None])
     ours_db = MelSpectrogram(**config, log="db", top_db=80.0).eval()(x)
-    assert _max_diff(ours_db, ref_db) <= ATOL
+    diff_db = _max_diff(ours_db, ref_db)
+    record_parity(
+        "MelSpectrogram vs torchaudio MelSpectrogram (+ AmplitudeToDB)",
+        "4 configs",
+        {"dB abs": diff_db},
+    )
+    assert diff_db <= ATOL
 
 
 # --------------------------------------------------------------------------- resample
@@ -251,8 +274,12 @@ def test_resample_vs_torchaudio(orig: int, new: int, method: str, n: int) -> Non
     ref = torchaudio.functional.resample(x, orig, new, resampling_method=method)
     assert ours.shape == ref.shape
     if n:
-        assert _max_diff(ours, ref) <= ATOL
+        diff = _max_diff(ours, ref)
+        record_parity("resample vs torchaudio (float32)", method, {"abs": diff})
+        assert diff <= ATOL
     # Our kernel is computed in float64 even for float32 audio; torchaudio's float32 kernel is the
     # larger error (up to ~7e-5 for 22.05k -> 32k). Against torchaudio in float64 we agree to 1e-6.
     ref64 = torchaudio.functional.resample(x.double(), orig, new, resampling_method=method)
-    assert _max_diff(ours, ref64) <= 1e-6
+    diff64 = _max_diff(ours, ref64)
+    record_parity("resample vs torchaudio (float64 reference)", method, {"abs": diff64})
+    assert diff64 <= 1e-6

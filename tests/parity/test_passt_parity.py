@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import audiozoo
+from tests.parity_report import record_parity
 
 pytest.importorskip("hear21passt", reason="hear21passt (parity extra) is not installed")
 
@@ -88,7 +89,11 @@ def test_passt_matches_hear21passt(case, tmp_path):
             feats = backbone(spec)
             logits = head(feats)
         report = (case, frames, rel(logits, logits_up), rel(feats.token, emb_up))
-        print("passt parity (case, frames, logits rel, embedding rel):", report)
+        record_parity(
+            "PaSST vs hear21passt",
+            f"{case}, {frames} frames",
+            {"logits rel": report[2], "embedding rel": report[3]},
+        )
         assert rel(logits, logits_up) < RTOL, report
         assert rel(feats.token, emb_up) < RTOL, report
         # the random weights are informative: two inputs differ far beyond the tolerance
@@ -119,5 +124,9 @@ def test_passt_end_to_end_with_hear21passt_wrapper(tmp_path):
         feats = backbone(frontend(wave))
         logits = head(feats)
     report = (rel(logits, out_up[:, :527]), rel(feats.token, out_up[:, 527:]))
-    print("passt end-to-end parity (logits rel, embedding rel):", report)
+    record_parity(
+        "PaSST end to end vs hear21passt wrapper (mel + net)",
+        "10 s",
+        {"logits rel": report[0], "embedding rel": report[1]},
+    )
     assert report[0] < RTOL and report[1] < RTOL, report

@@ -22,7 +22,7 @@ import torch
 
 import audiozoo
 from tests import _sed_fixtures as fx
-from tests.parity._report import record_parity
+from tests.parity_report import record_parity
 
 MEL_ATOL = 1e-4
 RTOL = 1e-3

@@ -24,11 +24,18 @@ def record_parity(comparison: str, case: str, report: dict[str, float]) -> None:
 
 
 def table() -> list[str]:
-    """The recorded rows as Markdown lines (empty when nothing was recorded)."""
-    if not ROWS:
-        return []
-    lines = ["| comparison | case | max differences |", "|---|---|---|"]
+    """The recorded rows as Markdown lines (empty when nothing was recorded); rows of the same
+    comparison and case (parametrised lengths, batch items) are merged into their maximum."""
+    merged: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
     for comparison, case, report in ROWS:
-        diffs = ", ".join(f"{k} {v:.1e}" for k, v in report.items())
-        lines.append(f"| {comparison} | {case} | {diffs} |")
+        count, worst = merged.get((comparison, case), (0, {}))
+        for k, v in report.items():
+            worst[k] = max(worst.get(k, v), v)
+        merged[(comparison, case)] = (count + 1, worst)
+    if not merged:
+        return []
+    lines = ["| comparison | case | runs | max differences |", "|---|---|---|---|"]
+    for (comparison, case), (count, worst) in merged.items():
+        diffs = ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
+        lines.append(f"| {comparison} | {case} | {count} | {diffs} |")
     return lines
