@@ -30,9 +30,14 @@ def require_fixtures(*parts: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Every test gets an empty audiozoo cache and no network: nothing leaks between tests."""
+    """Every test gets an empty audiozoo cache and no network: nothing leaks between tests.
+    huggingface_hub's own offline switch (read from HF_HUB_OFFLINE once, when it is first
+    imported, perhaps during an earlier test) is off, so the variable alone decides."""
+    from huggingface_hub import constants
+
     monkeypatch.setenv("AUDIOZOO_CACHE", str(tmp_path_factory.mktemp("azcache")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
 
 @pytest.fixture

@@ -8,6 +8,11 @@
   GET with the bytes. Point huggingface_hub at it with ``HF_ENDPOINT=<server.url>/hf``.
 - Paths in ``server.drop`` announce their full ``Content-Length`` but close the connection
   after half of the body (a dropped download).
+- ``server.drip[path] = (nbytes, seconds)`` sends the body ``nbytes`` at a time, one write every
+  ``seconds`` (a stalled or slow server); the loop ends when the client goes away, the body is
+  sent, or the server shuts down.
+- ``server.headers[path] = {name: value}`` adds or replaces response headers (``Content-Type``,
+  ``Content-Encoding``, ...).
 - Every request is recorded in ``server.requests`` as ``(method, path)``.
 """
 
@@ -26,6 +31,9 @@ class HubServer:
         self.files: dict[str, bytes] = {}
         self.hub: dict[tuple[str, str], bytes] = {}
         self.drop: set[str] = set()
+        self.drip: dict[str, tuple[int, float]] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        self._closing = threading.Event()
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         server = self
@@ -55,12 +63,28 @@ class HubServer:
                     self.end_headers()
                     return
                 self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-                self.send_header("X-Repo-Commit", COMMIT)
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(len(data)),
+                    "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                    "X-Repo-Commit": COMMIT,
+                    **server.headers.get(path, {}),
+                }
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if not body:
+                    return
+                if path in server.drip:
+                    step, pause = server.drip[path]
+                    for start in range(0, len(data), step):
+                        if server._closing.wait(pause):
+                            return
+                        try:
+                            self.wfile.write(data[start : start + step])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            return
                     return
                 if path in server.drop:
                     self.wfile.write(data[: len(data) // 2])
@@ -92,5 +116,6 @@ class HubServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()

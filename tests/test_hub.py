@@ -234,7 +234,7 @@ def test_corrupt_cached_safetensors_is_converted_again(server, caplog):
     requests = len(server.requests)
     with caplog.at_level(logging.WARNING, logger="audiozoo"):
         second = audiozoo.create("mn01.as")
-    assert "not a valid safetensors file" in caplog.text
+    assert "truncated" in caplog.text and str(weights) in caplog.text
     assert len(server.requests) == requests  # the upstream download was still cached
     assert weights.read_bytes() == data
     for key, value in first.state_dict().items():

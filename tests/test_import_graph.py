@@ -40,7 +40,7 @@ LAYERS: dict[str, int] = {
         ],
         0,
     ),
-    **dict.fromkeys(["download", "checkpoints", "format"], 1),
+    **dict.fromkeys(["integrity", "cache", "_http", "download", "checkpoints", "format"], 1),
     **dict.fromkeys(
         ["model", "_clips", "_layers", "stats", "optimize", "finetune", "data", "events", "corpus"],
         2,

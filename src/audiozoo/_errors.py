@@ -7,6 +7,7 @@ types, ...), so ``except ValueError`` keeps working::
     AudiozooError
     ├── UnknownNameError (KeyError)        unknown model / frontend / backbone / head name
     ├── RegistryError (ValueError)         duplicate registration, invalid config
+    ├── ConfigurationError (ValueError)    an unusable setting (environment variable, cache folder)
     ├── InvalidAudioError (ValueError)     wrong rank, non-finite, too short, wrong sample rate
     ├── AudioTypeError (TypeError)         input that is not audio (wrong dtype or type)
     ├── CheckpointError (RuntimeError)     a checkpoint that does not fit the architecture
@@ -19,6 +20,7 @@ __all__ = [
     "AudioTypeError",
     "AudiozooError",
     "CheckpointError",
+    "ConfigurationError",
     "InvalidAudioError",
     "PretrainedUnavailableError",
     "RegistryError",
@@ -39,6 +41,12 @@ class UnknownNameError(AudiozooError, KeyError):
 
 class RegistryError(AudiozooError, ValueError):
     """A registration or configuration that the registry refuses."""
+
+
+class ConfigurationError(AudiozooError, ValueError):
+    """A setting audiozoo cannot use: an environment variable (``AUDIOZOO_DOWNLOAD_RETRIES``,
+    ``AUDIOZOO_URL_REWRITE``, ...) or a cache folder that is not a writable folder. The message
+    names the setting and what it must be."""
 
 
 class InvalidAudioError(AudiozooError, ValueError):

@@ -147,7 +147,8 @@ def create(
     )
     if resolved.weights is not None:
         state_dict = _read_weights(resolved, model, replaced, cache_dir)
-        _load_weights(model, state_dict, cfg=cfg, head_replaced=replaced)
+        source = resolved.checkpoint or str(resolved.name)
+        _load_weights(model, state_dict, cfg=cfg, head_replaced=replaced, source=source)
     if freeze is not False and freeze != 0:
         model.freeze(freeze)
     return model.eval()
@@ -231,16 +232,16 @@ def _head_from_config(cfg: dict[str, Any], num_features: int) -> Head:
 
 # ---------------------------------------------------------------------------------- weights
 def _own_shapes(model: AudioModel, cfg: PretrainedCfg, head_replaced: bool) -> dict[str, Any]:
-    """Native key → shape of ``model`` with the checkpoint's own head (built on the meta
-    device when the model's head was replaced: no memory, no computation)."""
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    """Native key → tensor (shape and dtype) of ``model`` with the checkpoint's own head (built
+    on the meta device when the model's head was replaced: no memory, no computation)."""
+    shapes = dict(model.state_dict())
     if not head_replaced:
         return shapes
     shapes = {k: v for k, v in shapes.items() if not k.startswith("head.")}
     if cfg.head:
         with torch.device("meta"):
             own = _head_from_config(cfg.head_config(), model.num_features)
-        shapes.update({f"head.{k}": v.shape for k, v in own.state_dict().items()})
+        shapes.update({f"head.{k}": v for k, v in own.state_dict().items()})
     return shapes
 
 
@@ -261,17 +262,23 @@ def _read_weights(
 
 
 def _load_weights(
-    model: AudioModel, state_dict: StateDict, *, cfg: PretrainedCfg, head_replaced: bool
+    model: AudioModel,
+    state_dict: StateDict,
+    *,
+    cfg: PretrainedCfg,
+    head_replaced: bool,
+    source: str = "checkpoint",
 ) -> None:
-    """Strictly load native-key weights. With a replaced head, exactly the checkpoint head's keys
-    may go unused and exactly the new head's keys may stay unloaded; anything else raises."""
-    expected = {k: v.shape for k, v in model.state_dict().items()}
+    """Strictly load native-key weights (``source``: the file or name, for messages). With a
+    replaced head, exactly the checkpoint head's keys may go unused and exactly the new head's
+    keys may stay unloaded; anything else raises."""
+    expected = dict(model.state_dict())
     if head_replaced:
         ckpt_head = {k for k in state_dict if k.startswith("head.")}
         own_head = {k for k in _own_shapes(model, cfg, True) if k.startswith("head.")}
         if ckpt_head != own_head:
             raise CheckpointError(
-                f"the checkpoint's head does not match {cfg.name!r}'s head: unexpected "
+                f"the head of {source} does not match {cfg.name!r}'s head: unexpected "
                 f"{sorted(ckpt_head - own_head)}, missing {sorted(own_head - ckpt_head)}"
             )
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
@@ -279,7 +286,7 @@ def _load_weights(
     problems = key_mismatches(expected, state_dict)
     if problems:
         raise CheckpointError(
-            f"checkpoint does not fit {cfg.name!r} (is it a checkpoint of another architecture "
+            f"{source} does not fit {cfg.name!r} (is it a checkpoint of another architecture "
             f"or tag?); {problems}"
         )
     model.load_state_dict(state_dict, strict=False)

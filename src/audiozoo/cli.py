@@ -4,7 +4,7 @@
 
     audiozoo list [PATTERN] [--pretrained]      registered models, or tags with weights
     audiozoo info NAME [--json]                 architecture, size, MACs, rates, source
-    audiozoo download NAME...                   fetch + convert into the cache (for offline use)
+    audiozoo download NAME... [--verify]        fetch + convert into the cache (for offline use)
     audiozoo tag FILE|DIR... [--model mn10] [--top-k 5] [--threshold P] [--format json|csv]
                  [--output FILE] [--pretrained PATH]
     audiozoo tag FILE|DIR... --events [--model frame_mn10.as_strong] [--threshold 0.5]
@@ -124,10 +124,18 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from . import create
     from .download import cache_root
 
+    if not args.names and not args.verify:
+        raise ValueError("name the models to download, or pass --verify to check the cache")
     for name in args.names:
         model = create(name, pretrained=True, cache_dir=args.cache_dir)
         labels = f", {len(model.labels)} labels" if model.labels else ""
         _out(f"{model.pretrained_cfg.name}: cached{labels}")
+    if args.verify:
+        from .download import verify_cache
+
+        report = verify_cache(args.cache_dir)
+        _out(str(report))
+        return 0 if report.ok else 1
     _out(f"cache: {cache_root(args.cache_dir)}")
     return 0
 
@@ -433,8 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser("download", help="fetch and convert weights into the cache")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--cache-dir", help="cache folder (default: $AUDIOZOO_CACHE)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-check the sha256 of every cached file; exit status 1 when one is corrupt",
+    )
     p.set_defaults(run=_cmd_download)
 
     p = sub.add_parser("tag", help="print the top labels of audio files")

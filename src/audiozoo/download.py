@@ -1,131 +1,109 @@
-"""Downloading and the cache: where files live, HTTP and Hub downloads, locks, offline mode.
+"""Downloading: HTTP and Hub downloads into the cache, their checks, offline mode, settings.
 
-Cache layout (root: ``cache_dir`` argument, else ``$AUDIOZOO_CACHE``, else
-``$XDG_CACHE_HOME/audiozoo`` or ``~/.cache/audiozoo``)::
+Files go into the audiozoo cache (:mod:`audiozoo.cache`: its layout, atomic writes and locks;
+``cache_root``, ``locked``, ``verify_cache``, ... are re-exported here). Copying this one folder
+to a machine without internet (and pointing ``AUDIOZOO_CACHE`` at it) is enough to load every
+model that ``audiozoo download NAME`` fetched. Reading and converting the fetched checkpoints
+is :mod:`audiozoo.checkpoints`' job.
 
-    downloads/<sha256(url)[:16]>-<file name>    upstream files fetched from a URL
-    hub/                                        Hugging Face Hub files (huggingface_hub's layout)
-    converted/<arch.tag>/model.safetensors      native-key weights, converted once
-    converted/<arch.tag>/config.json            what was converted from where
+A download is written under a temporary name and renamed when complete, under a lock: a
+killed download leaves no partial file in the cache for long (the next process that takes the
+lock removes it), and a waiting process says what it waits for.
 
-Copying this one folder to a machine without internet (and pointing ``AUDIOZOO_CACHE`` at it)
-is enough to load every model that ``audiozoo download NAME`` fetched. Reading and converting
-the fetched checkpoints is :mod:`audiozoo.checkpoints`' job.
+Integrity (:mod:`audiozoo.integrity`): every downloaded and converted file has a recorded
+sha256, checked whenever the file is used; a file that no longer matches (bit rot, an edit) is
+fetched or converted again. Hub files are checked against the hash huggingface_hub names them
+by. A tag's ``PretrainedCfg.sha256`` pins its upstream file; a cached conversion of another
+file is converted again. :func:`verify_cache` (``audiozoo download --verify``) re-checks a cache.
 
-Every file is written under a temporary name in its final folder and renamed atomically when
-complete, under a file lock: a crash never leaves a partial file where a complete one is
-expected, and two processes asking for the same model end with one complete file.
+Settings (environment variables, read at call time; a bad value is a
+:class:`~audiozoo.ConfigurationError` that names it):
 
-Settings (environment variables, read at call time):
-
-- ``AUDIOZOO_CACHE``: the cache folder.
-- ``HF_HUB_OFFLINE=1``: never touch the network; only cached files are used.
+- ``AUDIOZOO_CACHE``: the cache folder (a folder, created when missing).
+- ``HF_HUB_OFFLINE=1``: never touch the network; only cached files are used. huggingface_hub's
+  own switch (``huggingface_hub.constants.HF_HUB_OFFLINE``, read from the variable when it is
+  imported) is honoured as well, and never changed.
 - ``HF_ENDPOINT``: the Hugging Face Hub address (a mirror, or a test server).
 - ``AUDIOZOO_URL_REWRITE="PREFIX=REPLACEMENT[;PREFIX=REPLACEMENT...]"``: rewrite the start of
   upstream download URLs, e.g. ``https://github.com/=https://mirror.example.org/github/`` for a
   local mirror of the GitHub release files (the tests point it at a loopback server).
-- ``AUDIOZOO_DOWNLOAD_TIMEOUT`` (seconds, default 60), ``AUDIOZOO_DOWNLOAD_RETRIES`` (extra
-  attempts after a failed one, default 3), ``AUDIOZOO_DOWNLOAD_BACKOFF`` (seconds before the first
-  retry, doubled each time, default 1).
+- ``AUDIOZOO_DOWNLOAD_TIMEOUT`` (seconds, default 60): the socket timeout, and the window of
+  ``AUDIOZOO_DOWNLOAD_MIN_SPEED`` (bytes/s, default 1000; 0: none): an attempt that receives
+  less than that in any window fails (a stalled or dripping server).
+- ``AUDIOZOO_DOWNLOAD_RETRIES`` (extra attempts after a failed one, 0-100, default 3),
+  ``AUDIOZOO_DOWNLOAD_BACKOFF`` (seconds before the first retry, doubled each time, default 1).
+  HTTP 4xx answers, HTML pages and host names that do not resolve are not retried.
+- ``AUDIOZOO_LOCK_TIMEOUT`` (seconds, default 3600): how long to wait for another process
+  that downloads or converts the same file.
 - ``AUDIOZOO_NO_PROGRESS=1``: no progress bar (it is also off when stderr is not a terminal).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import http.client
+import json
 import logging
 import os
-import sys
-import tempfile
+import socket
 import time
-import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
-from ._errors import PretrainedUnavailableError
+from ._errors import ConfigurationError, PretrainedUnavailableError
+from ._http import HostNotFound, TransientError, fetch
+from .cache import (
+    DownloadSettings,
+    atomic_write,
+    cache_root,
+    discard,
+    download_settings,
+    locked,
+    offline,
+    verify_cache,
+)
+from .integrity import RECORD_SUFFIX, blob_mismatch, read_record, sha256_file
+from .names import _check_revision
 
 __all__ = [
+    "DownloadSettings",
     "atomic_write",
     "cache_root",
     "discard",
+    "download_settings",
     "download_url",
     "hub_download",
     "locked",
     "offline",
     "offline_hint",
     "rewrite_url",
+    "verify_cache",
 ]
 
 logger = logging.getLogger("audiozoo")
-CACHE_ENV = "AUDIOZOO_CACHE"
 URL_REWRITE_ENV = "AUDIOZOO_URL_REWRITE"
-_CHUNK = 1 << 20
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The audiozoo cache folder: ``cache_dir``, ``$AUDIOZOO_CACHE`` or ``~/.cache/audiozoo``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "audiozoo"
-
-
-def offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set to a true value (read now, not at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    try:
-        return float(value) if value else default
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not a number") from None
 
 
 def rewrite_url(url: str) -> str:
-    """Apply the first matching ``AUDIOZOO_URL_REWRITE`` prefix rule to ``url``."""
-    rules = os.environ.get(URL_REWRITE_ENV, "")
-    for rule in filter(None, (r.strip() for r in rules.split(";"))):
-        prefix, sep, replacement = rule.partition("=")
-        if not sep or not prefix:
-            raise ValueError(
-                f"{URL_REWRITE_ENV} rule {rule!r} is not of the form PREFIX=REPLACEMENT"
+    """Apply the first matching ``AUDIOZOO_URL_REWRITE`` prefix rule to ``url``.
+
+    Raises:
+        ConfigurationError: a rule that is not ``PREFIX=REPLACEMENT`` with an ``http(s)://``
+            or ``file://`` replacement.
+    """
+    rules = [r.strip() for r in os.environ.get(URL_REWRITE_ENV, "").split(";") if r.strip()]
+    parsed = [rule.partition("=") for rule in rules]
+    for rule, (prefix, sep, replacement) in zip(rules, parsed, strict=True):
+        if not (sep and prefix and replacement.startswith(("http://", "https://", "file://"))):
+            raise ConfigurationError(
+                f"{URL_REWRITE_ENV} rule {rule!r} is not of the form PREFIX=REPLACEMENT with a "
+                "replacement that starts with http://, https:// or file://, e.g. "
+                "'https://github.com/=https://mirror.example.org/github/'"
             )
+    for prefix, _, replacement in parsed:
         if url.startswith(prefix):
             return replacement + url[len(prefix) :]
     return url
-
-
-# ---------------------------------------------------------------------------------- locking
-@contextlib.contextmanager
-def locked(target: Path) -> Iterator[None]:
-    """Hold an inter-process lock for ``target`` (a ``.lock`` file beside it)."""
-    from filelock import FileLock
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f".{target.name}.lock")):
-        yield
-
-
-def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp)`` then rename ``tmp`` to ``target``; the temporary file never survives."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---------------------------------------------------------------------------------- download
@@ -137,62 +115,20 @@ def offline_hint() -> str:
 
 
 def _offline_message(what: str) -> str:
-    return f"HF_HUB_OFFLINE is set and {what} is not in the cache. {offline_hint()}"
+    return f"offline mode is on (HF_HUB_OFFLINE) and {what} is not in the cache. {offline_hint()}"
 
 
-def _progress(total: int | None, desc: str) -> Any:
-    """A tqdm bar on stderr, or None when disabled (not a terminal, or AUDIOZOO_NO_PROGRESS)."""
-    if os.environ.get("AUDIOZOO_NO_PROGRESS") or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=desc,
-        file=sys.stderr,
-        leave=False,
-    )
-
-
-class _TransientError(Exception):
-    """A download failure worth retrying (network error, dropped connection, 5xx)."""
-
-
-def _fetch_once(url: str, out_path: Path, timeout: float, desc: str) -> None:
-    """Stream ``url`` into ``out_path``; raise _TransientError for retryable failures."""
-    request = urllib.request.Request(url, headers={"User-Agent": "audiozoo"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp, open(out_path, "wb") as out:
-            length = resp.headers.get("Content-Length")
-            expected = int(length) if length is not None else None
-            bar = _progress(expected, desc)
-            done = 0
-            try:
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            finally:
-                if bar is not None:
-                    bar.close()
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500 or exc.code == 429:
-            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from None
-        raise PretrainedUnavailableError(
-            f"could not download {url}: HTTP {exc.code} {exc.reason}"
-        ) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
-        # IncompleteRead (a dropped connection) is an HTTPException; timeouts are OSErrors
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise _TransientError(f"{type(reason).__name__}: {reason}") from None
-    if expected is not None and done != expected:
-        raise _TransientError(f"the connection closed after {done} of {expected} bytes")
+def _cached_problem(target: Path) -> str | None:
+    """Why the cached ``target`` does not match its record (None: matches, or no record)."""
+    record = read_record(target)
+    if record is None or not isinstance(record.get("sha256"), str):
+        return None  # fetched by an older audiozoo: nothing to compare with
+    if record.get("size") != target.stat().st_size or sha256_file(target) != record["sha256"]:
+        return (
+            f"the cached file {target} does not match the sha256 recorded when it was "
+            "downloaded (bit rot, or an edit)"
+        )
+    return None
 
 
 def download_url(
@@ -202,7 +138,8 @@ def download_url(
 
     The URL is first rewritten by ``AUDIOZOO_URL_REWRITE``; the cache key is the original URL,
     so a mirror and the original share cached files. Failed attempts are retried with
-    exponential backoff; the file appears in the cache only when complete.
+    exponential backoff; the file appears in the cache only when complete, with a record of
+    its sha256 that is checked whenever the cached file is used again.
 
     Args:
         url: ``http(s)://`` address.
@@ -210,42 +147,87 @@ def download_url(
         force: download again even when the file is cached (a cached file found corrupt).
 
     Raises:
-        PretrainedUnavailableError: offline with the file not cached, HTTP error, or all
-            attempts failed.
+        PretrainedUnavailableError: offline with the file not cached, HTTP error, an HTML page
+            instead of the file, a host that does not resolve, or all attempts failed.
+        ConfigurationError: a download setting or ``AUDIOZOO_URL_REWRITE`` rule that is not
+            valid.
     """
     name = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "download"
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     target = cache_root(cache_dir) / "downloads" / f"{digest}-{name}"
-    if target.is_file() and not force:
+    record = Path(f"{target}{RECORD_SUFFIX}")
+    if not force and target.is_file() and _cached_problem(target) is None:
         return target
     if offline():
-        raise PretrainedUnavailableError(_offline_message(url))
+        problem = target.is_file() and _cached_problem(target)
+        raise PretrainedUnavailableError(
+            f"{problem}; {_offline_message(url)}" if problem else _offline_message(url)
+        )
+    settings = download_settings()
     source = rewrite_url(url)
-    timeout = _env_number("AUDIOZOO_DOWNLOAD_TIMEOUT", 60.0)
-    retries = int(_env_number("AUDIOZOO_DOWNLOAD_RETRIES", 3))
-    wait = _env_number("AUDIOZOO_DOWNLOAD_BACKOFF", 1.0)
-    with locked(target):
-        if target.is_file() and not force:  # another process finished it while we waited
-            return target
-        errors: list[str] = []
-        for attempt in range(retries + 1):
-            try:
-                atomic_write(target, lambda p: _fetch_once(source, p, timeout, name))
+
+    def fetch_and_record(tmp: Path) -> None:
+        fetched = fetch(
+            source, tmp, timeout=settings.timeout, min_speed=settings.min_speed, desc=name
+        )
+        doc = {
+            "url": url,
+            "source": fetched.url,
+            "content_type": fetched.content_type,
+            "size": fetched.size,
+            "sha256": fetched.sha256,
+        }
+        # the record first: the file never exists without it
+        atomic_write(record, lambda p: p.write_text(json.dumps(doc, indent=2) + "\n"))
+
+    with locked(target, record):
+        if not force and target.is_file():  # another process finished it while we waited
+            problem = _cached_problem(target)
+            if problem is None:
                 return target
-            except _TransientError as exc:
+            logger.warning("%s; downloading it again", problem)
+        errors: list[str] = []
+        for attempt in range(settings.retries + 1):
+            try:
+                atomic_write(target, fetch_and_record)
+                return target
+            except HostNotFound as exc:
+                raise PretrainedUnavailableError(
+                    f"could not download {source}: {exc}: no network here, or a wrong address "
+                    f"(see {URL_REWRITE_ENV}). {offline_hint()}"
+                ) from None
+            except TransientError as exc:
                 errors.append(str(exc))
-                if attempt < retries:
+                if attempt < settings.retries:
+                    wait = min(settings.backoff * 2**attempt, 3600.0)
                     logger.warning(
-                        "download of %s failed (%s); retrying in %.3g s",
-                        source,
-                        exc,
-                        wait * 2**attempt,
+                        "download of %s failed (%s); retrying in %.3g s", source, exc, wait
                     )
-                    time.sleep(wait * 2**attempt)
+                    time.sleep(wait)
     raise PretrainedUnavailableError(
-        f"could not download {source} after {retries + 1} attempt(s): {errors[-1]}. "
+        f"could not download {source} after {settings.retries + 1} attempt(s): {errors[-1]}. "
         f"{offline_hint()}"
     )
+
+
+def _unresolvable(url: str) -> str | None:
+    """Why the host of ``url`` cannot be reached by name (None: it resolves, or a proxy
+    resolves it for us)."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or (urllib.request.getproxies().get(parts.scheme) and not _bypass(host)):
+        return None
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"the host name {host!r} of {url} does not resolve ({exc})"
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return None
+
+
+def _bypass(host: str) -> bool:
+    return bool(urllib.request.proxy_bypass(host))  # type: ignore[attr-defined]
 
 
 def hub_download(
@@ -259,43 +241,70 @@ def hub_download(
     """One file of a Hugging Face Hub repository, through ``huggingface_hub.hf_hub_download``.
 
     Files live under ``<cache>/hub``. ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are read now and
-    passed on: huggingface_hub reads both once, at import, which would miss later changes.
+    passed on (huggingface_hub's own globals are never changed). A file whose content does not
+    match the hash huggingface_hub stores it under is fetched once more.
 
     Raises:
+        RegistryError: a revision that is not a branch, tag or commit name.
         PretrainedUnavailableError: offline with the file not cached, unknown repository or
-            file, or a network failure; the message says how to get the file offline.
+            file, a Hub address that does not resolve, or a network failure; the message says
+            how to get the file offline.
     """
     import huggingface_hub
     from huggingface_hub import constants
 
-    is_offline = offline()
-    constants.HF_HUB_OFFLINE = is_offline  # keep huggingface_hub in step with the environment
+    what = f"{filename} of the Hub repository {repo_id}" + (f"@{revision}" if revision else "")
+    if revision is not None:
+        _check_revision(f"hf-hub:{repo_id}@{revision}", revision)
     endpoint = os.environ.get("HF_ENDPOINT") or None
-    try:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                repo_id,
-                filename,
-                revision=revision,
-                cache_dir=str(cache_root(cache_dir) / "hub"),
-                endpoint=endpoint,
-                local_files_only=is_offline,
-                force_download=force,
+    is_offline = offline()
+    # huggingface_hub retries a host that does not resolve for ~25 s: look first, and use
+    # the cache alone when it does not
+    unresolved = None if is_offline else _unresolvable(endpoint or constants.ENDPOINT)
+
+    def get(force_download: bool) -> Path:
+        try:
+            return Path(
+                huggingface_hub.hf_hub_download(
+                    repo_id,
+                    filename,
+                    revision=revision,
+                    cache_dir=str(cache_root(cache_dir) / "hub"),
+                    endpoint=endpoint,
+                    local_files_only=is_offline or unresolved is not None,
+                    force_download=force_download,
+                )
             )
-        )
-    except Exception as exc:  # huggingface_hub raises many types (offline, 404, network)
-        what = f"{filename} of the Hub repository {repo_id}" + (f"@{revision}" if revision else "")
-        if is_offline:
-            raise PretrainedUnavailableError(_offline_message(what)) from None
+        except Exception as exc:  # huggingface_hub raises many types (offline, 404, network)
+            if is_offline:
+                raise PretrainedUnavailableError(_offline_message(what)) from None
+            if unresolved:
+                raise PretrainedUnavailableError(
+                    f"could not fetch {what}: {unresolved}: no network here, or a wrong "
+                    f"HF_ENDPOINT. {offline_hint()}"
+                ) from None
+            raise PretrainedUnavailableError(
+                f"could not fetch {what}: {type(exc).__name__}: {exc}. {offline_hint()}"
+            ) from None
+
+    local_only = is_offline or unresolved is not None
+    path = get(force and not local_only)
+    problem = blob_mismatch(path)
+    if problem is None:
+        return path
+    discard(path)
+    if local_only:
         raise PretrainedUnavailableError(
-            f"could not fetch {what}: {type(exc).__name__}: {exc}. {offline_hint()}"
-        ) from None
-
-
-def discard(path: Path) -> None:
-    """Remove a cached file (resolving huggingface_hub's symlink to its blob as well)."""
-    with contextlib.suppress(OSError):
-        real = path.resolve()
-        path.unlink()
-        if real != path:
-            real.unlink()
+            f"the cached {what} is corrupt ({problem}); it was removed, and it cannot be "
+            f"fetched again now ({unresolved or 'offline mode is on (HF_HUB_OFFLINE)'})"
+        )
+    logger.warning("%s; fetching it again", problem)
+    path = get(True)
+    problem = blob_mismatch(path)
+    if problem is not None:
+        discard(path)
+        raise PretrainedUnavailableError(
+            f"{what} does not match its hash after fetching it again ({problem}); it was "
+            "removed. The server or a proxy changes the file: try another network or mirror."
+        )
+    return path

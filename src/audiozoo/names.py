@@ -65,18 +65,26 @@ def split_model_name(name: str) -> tuple[str, str | None]:
     return arch, (tag or None)
 
 
+# one '/'-separated part of a branch or tag name: letters, digits, '_', '-', '+', '.', not
+# starting with '.' (this refuses '.', '..', hidden names, '%2e%2e', ':', backslashes and
+# control characters)
+_REVISION_PART = re.compile(r"[\w+-][\w.+-]*")
+
+
 def _check_revision(name: str, revision: str) -> None:
-    """A revision is a branch, tag or commit: never a path that could leave the cache."""
-    bad = (
-        ".." in revision.split("/")
-        or revision.startswith("/")
-        or "\\" in revision
-        or any(ord(c) < 32 or ord(c) == 127 for c in revision)
+    """A revision is a branch, tag or commit: never a path that could leave the cache
+    (huggingface_hub stores ``refs/<revision>`` in its cache)."""
+    ok = (
+        len(revision) <= 255
+        and all(_REVISION_PART.fullmatch(part) for part in revision.split("/"))
+        and ".." not in revision
+        and not revision.endswith(".lock")
     )
-    if bad:
+    if not ok:
         raise RegistryError(
-            f"{name!r}: revision {revision!r} is not a branch, tag or commit name "
-            "(no '..' path parts, leading '/', backslashes or control characters)"
+            f"{name!r}: revision {revision!r} is not a branch, tag or commit name: use "
+            "'/'-separated parts of letters, digits, '_', '-', '+' and '.' that do not start "
+            "with '.' (no '..', no empty parts, at most 255 characters)"
         )
 
 
