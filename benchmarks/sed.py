@@ -26,6 +26,7 @@ from .cases import MODEL_TOL, Settings, _quiet, _randomize, _speed_rows, _tmp_ch
 __all__ = ["sed_rows"]
 
 REPO_ENV = "AUDIOZOO_PRETRAINEDSED_REPO"
+WINDOW_SECONDS = 10.0
 
 
 def _upstream(which: str) -> tuple[torch.nn.Module | None, str]:
@@ -73,14 +74,21 @@ def _rows(s: Settings, tmp: str, which: str, tag: str, title: str) -> list[Row]:
         path = _tmp_checkpoint(_release_state_dict(which, upstream), tmp, f"{which}.pt")
         ours = audiozoo.create(tag, pretrained=path)
 
+    # always one 10 s window, the unit upstream's inference.py runs (a shorter clip would be
+    # padded to 10 s by us and not by a direct upstream call)
     def run_ours(b: int) -> Callable[[], torch.Tensor]:
-        x = _waves(b, s.seconds, 16000)
+        x = _waves(b, WINDOW_SECONDS, 16000)
         return lambda: ours.frame_and_clip_logits(x).frames  # (B, 250, 447) and the weak logits
 
     def run_theirs(b: int) -> Callable[[], torch.Tensor]:
-        x = _waves(b, s.seconds, 16000)
+        x = _waves(b, WINDOW_SECONDS, 16000)
         assert upstream is not None
-        return lambda: upstream(upstream.mel_forward(x))[0].transpose(1, 2)  # strong, weak
+
+        def call() -> torch.Tensor:
+            with _quiet():  # upstream's fPaSST prints shapes in every forward
+                return upstream(upstream.mel_forward(x))[0].transpose(1, 2)  # strong, weak
+
+        return call
 
     return _speed_rows(
         title,
