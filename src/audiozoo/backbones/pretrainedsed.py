@@ -50,8 +50,8 @@ from torch import nn
 
 from .._errors import InvalidAudioError, RegistryError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
-from .layers import Block, ParamStage, init_vit_weights, split_tokens
+from .base import Features, check_spectrogram, register_backbone
+from .layers.deit import PaSSTBackbone
 from .layers.efficientat import SEMobileNet, check_se_dims
 from .layers.mobilenet import block_configs, conv_out_size
 
@@ -141,7 +141,7 @@ class FramePatchEmbed(nn.Module):
         return self.proj(x)[..., 1:]
 
 
-class FramePaSST(Backbone):
+class FramePaSST(PaSSTBackbone):
     """PretrainedSED's frame-level PaSST: spectrogram (B, 1, F, T) -> frame tokens.
 
     Returns :class:`Features` with ``grid`` (B, D, 1, T') — the frame tokens after the final
@@ -188,7 +188,6 @@ class FramePaSST(Backbone):
         self.input_fdim = input_fdim
         self.pos_embed_length = pos_embed_length
         self.frame_patchout = frame_patchout
-        self.num_features = embed_dim
         self.time_stride = 4
         # the longest spectrogram whose frames all have a time position: T' <= pos_embed_length
         self.max_frames = 4 * pos_embed_length
@@ -199,33 +198,12 @@ class FramePaSST(Backbone):
         self.act = nn.GELU()
         # (B, 64, F / 4, T') read as (B, 64 * (F / 4) / F, F, T') = (B, 16, F, T')
         self.patch_embed = FramePatchEmbed(embed_dim, 16, input_fdim)
-
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, embed_dim))
-        self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, 1))
-        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, pos_embed_length))
-        self.pos_drop = nn.Dropout(drop_rate)
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.Sequential(
-            *(
-                Block(embed_dim, num_heads, mlp_ratio, True, norm_eps, drop_rate, attn_drop_rate, r)
-                for r in rates
-            )
+        self._add_summary_tokens(embed_dim)
+        self._add_positions(embed_dim, 1, pos_embed_length)
+        self._add_blocks(
+            depth, num_heads, mlp_ratio, norm_eps, drop_rate, attn_drop_rate, drop_path_rate
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self._init_weights()
-
-    def _init_weights(self) -> None:
-        for p in (
-            self.cls_token,
-            self.dist_token,
-            self.new_pos_embed,
-            self.freq_new_pos_embed,
-            self.time_new_pos_embed,
-        ):
-            nn.init.trunc_normal_(p, std=0.02)
-        self.apply(init_vit_weights)
 
     def num_output_frames(self, num_frames: int) -> int:
         """``T'`` in eval mode (training with frame patchout removes ``frame_patchout`` more)."""
@@ -247,35 +225,21 @@ class FramePaSST(Backbone):
             offset = int(torch.randint(1 + self.pos_embed_length - t, (1,)))
         else:
             offset = 0
-        # Same addition order as upstream (time, then frequency) for bitwise-close results.
-        x = x + self.time_new_pos_embed[..., offset : offset + t]
-        x = x + self.freq_new_pos_embed
+        x = self._add_grid_positions(x, offset)
         if self.training and self.frame_patchout:
             keep = max(t - self.frame_patchout, 1)
             index = torch.randperm(t, device=x.device)[:keep].sort().values
             x = x.index_select(3, index)
         frames = x.flatten(2).transpose(1, 2)  # (B, T', D)
+        tokens, token = self._encode(self._with_summary_tokens(frames))
+        return Features(grid=tokens.transpose(1, 2).unsqueeze(2), token=token)  # (B, D, 1, T')
 
-        cls = self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1]
-        dist = self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]
-        tokens = self.pos_drop(torch.cat((cls, dist, frames), dim=1))
-        tokens = self.norm(self.blocks(tokens))
-        grid = tokens[:, 2:].transpose(1, 2).unsqueeze(2)  # (B, D, 1, T')
-        return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
-
-    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
-        """Tokens (B, 2 + T', D) entering or leaving a block -> the mean of the class and
-        distillation tokens, and the frame grid (B, D, 1, T')."""
-        (tokens,) = hidden
-        token, grid = split_tokens(tokens, 2, 1, tokens.shape[1] - 2)
-        return Features(grid=grid, token=token)
+    def _token_grid(self, num_tokens: int, spec: torch.Tensor) -> tuple[int, int]:
+        """One row of frames: (1, T')."""
+        return 1, num_tokens
 
     def _check_input(self, spec: torch.Tensor) -> None:
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
-            raise InvalidAudioError(
-                f"fPaSST expects a spectrogram (B, 1, {self.input_fdim}, T), got "
-                f"{tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "fPaSST", self.input_fdim)
         if spec.shape[-1] > self.max_frames:
             raise InvalidAudioError(
                 f"fPaSST has {self.pos_embed_length} time positions, i.e. at most "
@@ -284,25 +248,14 @@ class FramePaSST(Backbone):
                 "spectrogram."
             )
 
-    def stages(self) -> list[nn.Module]:
-        """Convolutional stem and frame embedding with tokens and positions, each block, the
-        final norm."""
-        embed = ParamStage(
-            {
-                "conv_in_1": self.conv_in_1,
-                "conv_in_2": self.conv_in_2,
-                "conv_in_3": self.conv_in_3,
-                "patch_embed": self.patch_embed,
-            },
-            {
-                "cls_token": self.cls_token,
-                "dist_token": self.dist_token,
-                "new_pos_embed": self.new_pos_embed,
-                "freq_new_pos_embed": self.freq_new_pos_embed,
-                "time_new_pos_embed": self.time_new_pos_embed,
-            },
-        )
-        return [embed, *self.blocks, self.norm]
+    def _embed_modules(self) -> dict[str, nn.Module]:
+        """The convolutional stem and the frame embedding."""
+        return {
+            "conv_in_1": self.conv_in_1,
+            "conv_in_2": self.conv_in_2,
+            "conv_in_3": self.conv_in_3,
+            "patch_embed": self.patch_embed,
+        }
 
 
 # ---------------------------------------------------------------------------------------------

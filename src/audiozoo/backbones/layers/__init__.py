@@ -11,6 +11,7 @@ from .transformer import (
     key_padding_mask,
     run_blocks,
     split_tokens,
+    vit_blocks,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "key_padding_mask",
     "run_blocks",
     "split_tokens",
+    "vit_blocks",
 ]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..._errors import InvalidAudioError, RegistryError
-from ..base import Backbone, Features
+from ..base import Backbone, Features, check_spectrogram
 from .mobilenet import BlockCfg, ConvNormAct, InvertedResidual, conv_out_size
 
 __all__ = [
@@ -111,11 +111,7 @@ class EfficientATBackbone(Backbone):
                 nn.init.zeros_(m.bias)
 
     def _check_input(self, spec: torch.Tensor) -> None:
-        if spec.dim() != 4 or spec.shape[1] != 1:
-            raise InvalidAudioError(
-                f"{self.display_name} expects a spectrogram of shape (B, 1, F, T), got "
-                f"{tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, self.display_name)
         for axis, letter, size, what in (
             (2, "f", self.input_dim_f, "frequency bins"),
             (3, "t", self.input_dim_t, "frames"),

@@ -26,6 +26,7 @@ __all__ = [
     "key_padding_mask",
     "run_blocks",
     "split_tokens",
+    "vit_blocks",
 ]
 
 
@@ -192,6 +193,25 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def vit_blocks(
+    depth: int,
+    dim: int,
+    num_heads: int,
+    mlp_ratio: float = 4.0,
+    qkv_bias: bool = True,
+    norm_eps: float = 1e-6,
+    drop: float = 0.0,
+    attn_drop: float = 0.0,
+    drop_path: float = 0.0,
+) -> nn.Sequential:
+    """``depth`` :class:`Block` s in a Sequential (keys ``N.*``), the stochastic depth rising
+    linearly from 0 to ``drop_path`` (timm's rule, in float32 as timm computes it)."""
+    rates = torch.linspace(0, drop_path, depth).tolist()
+    return nn.Sequential(
+        *(Block(dim, num_heads, mlp_ratio, qkv_bias, norm_eps, drop, attn_drop, r) for r in rates)
+    )
 
 
 class ParamStage(nn.Module):
