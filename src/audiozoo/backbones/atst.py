@@ -139,16 +139,16 @@ class ATSTFrame(Backbone):
         self.patch_embed = nn.Linear(n_mels * patch_frames, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
-        self.blocks = vit_blocks(
+        self.blocks = vit_blocks(  # qkv without bias, as upstream
             depth,
             embed_dim,
             num_heads,
-            mlp_ratio,
-            False,
-            norm_eps,
-            drop_rate,
-            attn_drop_rate,
             drop_path_rate,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=False,
+            norm_eps=norm_eps,
+            drop=drop_rate,
+            attn_drop=attn_drop_rate,
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)

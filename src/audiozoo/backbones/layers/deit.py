@@ -62,12 +62,11 @@ class DeiTBackbone(Backbone):
             depth,
             dim,
             num_heads,
-            mlp_ratio,
-            True,
-            norm_eps,
-            drop_rate,
-            attn_drop_rate,
             drop_path_rate,
+            mlp_ratio=mlp_ratio,
+            norm_eps=norm_eps,
+            drop=drop_rate,
+            attn_drop=attn_drop_rate,
         )
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
 

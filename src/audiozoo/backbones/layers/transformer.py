@@ -11,6 +11,8 @@ checkpoints map onto these modules by renaming only:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -196,22 +198,13 @@ class Block(nn.Module):
 
 
 def vit_blocks(
-    depth: int,
-    dim: int,
-    num_heads: int,
-    mlp_ratio: float = 4.0,
-    qkv_bias: bool = True,
-    norm_eps: float = 1e-6,
-    drop: float = 0.0,
-    attn_drop: float = 0.0,
-    drop_path: float = 0.0,
+    depth: int, dim: int, num_heads: int, drop_path: float, **block: Any
 ) -> nn.Sequential:
-    """``depth`` :class:`Block` s in a Sequential (keys ``N.*``), the stochastic depth rising
-    linearly from 0 to ``drop_path`` (timm's rule, in float32 as timm computes it)."""
+    """``depth`` :class:`Block` s in a Sequential (keys ``N.*``), their stochastic depth rising
+    linearly from 0 to ``drop_path`` (timm's rule, in float32 as timm computes it); ``block``:
+    the other arguments of every :class:`Block`."""
     rates = torch.linspace(0, drop_path, depth).tolist()
-    return nn.Sequential(
-        *(Block(dim, num_heads, mlp_ratio, qkv_bias, norm_eps, drop, attn_drop, r) for r in rates)
-    )
+    return nn.Sequential(*(Block(dim, num_heads, drop_path=r, **block) for r in rates))
 
 
 class ParamStage(nn.Module):
