@@ -24,8 +24,9 @@ from torch import nn
 
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
-from .layers import Block, ParamStage, PatchEmbed, init_vit_weights, split_tokens
+from .base import Features, check_spectrogram, register_backbone
+from .layers import PatchEmbed
+from .layers.deit import DeiTBackbone, fill_after_lengths
 
 __all__ = ["AST"]
 
@@ -40,7 +41,7 @@ def padding_value(mean: float, std: float) -> float:
     return (0.0 - mean) / (2.0 * std)
 
 
-class AST(Backbone):
+class AST(DeiTBackbone):
     """AST backbone: normalised fbank (B, 1, F, T) -> patch-token grid and summary token.
 
     Args:
@@ -71,6 +72,7 @@ class AST(Backbone):
     """
 
     max_frames: int  # always bounded: the positional embeddings have a fixed size
+    patch_embed: PatchEmbed
 
     def __init__(
         self,
@@ -92,28 +94,18 @@ class AST(Backbone):
         self.fstride, self.tstride = fstride, tstride
         self.input_fdim, self.input_tdim = input_fdim, input_tdim
         self.pad_value = pad_value
-        self.num_features = embed_dim
         self.time_stride = tstride
         self.max_frames = input_tdim
         self.min_frames = input_tdim
 
         self.patch_embed = PatchEmbed(embed_dim, PATCH_SIZE, (fstride, tstride))
         self.grid_f, self.grid_t = self.patch_embed.grid_shape(input_fdim, input_tdim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self._add_summary_tokens(embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, 2 + self.grid_f * self.grid_t, embed_dim))
-        self.pos_drop = nn.Dropout(drop_rate)
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.Sequential(
-            *(
-                Block(embed_dim, num_heads, mlp_ratio, True, norm_eps, drop_rate, attn_drop_rate, r)
-                for r in rates
-            )
+        self._add_blocks(
+            depth, num_heads, mlp_ratio, norm_eps, drop_rate, attn_drop_rate, drop_path_rate
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
-        for p in (self.cls_token, self.dist_token, self.pos_embed):
-            nn.init.trunc_normal_(p, std=0.02)
-        self.apply(init_vit_weights)
+        self._init_weights()
 
     def num_output_frames(self, num_frames: int) -> int:
         """Always ``T'`` of ``input_tdim``: shorter inputs are padded to it."""
@@ -121,10 +113,7 @@ class AST(Backbone):
 
     def forward(self, spec: torch.Tensor) -> Features:
         """Args: spec (B, 1, F, T), T <= input_tdim. Returns: grid (B, D, F', T'), token (B, D)."""
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
-            raise InvalidAudioError(
-                f"AST expects a spectrogram (B, 1, {self.input_fdim}, T), got {tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "AST", self.input_fdim)
         if spec.shape[-1] > self.input_tdim:
             raise InvalidAudioError(
                 f"AST was trained on {self.input_tdim}-frame spectrograms and has positions for "
@@ -137,13 +126,8 @@ class AST(Backbone):
         x = self.patch_embed(spec)  # (B, D, F', T')
         b, d, f, t = x.shape
         patches = x.flatten(2).transpose(1, 2)  # (B, F'*T', D), frequency-major
-        tokens = torch.cat(
-            (self.cls_token.expand(b, -1, -1), self.dist_token.expand(b, -1, -1), patches), dim=1
-        )
-        tokens = self.pos_drop(tokens + self.pos_embed)
-        tokens = self.norm(self.blocks(tokens))
-        grid = tokens[:, 2:].transpose(1, 2).reshape(b, d, f, t)
-        return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+        tokens, token = self._encode(self._with_summary_tokens(patches) + self.pos_embed)
+        return Features(grid=tokens.transpose(1, 2).reshape(b, d, f, t), token=token)
 
     supports_lengths = True
 
@@ -152,29 +136,14 @@ class AST(Backbone):
         pads every input to ``input_tdim`` frames with ``pad_value`` and attends over the padding
         (as upstream), so setting each clip's frames after its length to ``pad_value`` gives
         exactly what the clip gives alone; no mask is needed."""
-        frame = torch.arange(spec.shape[-1], device=spec.device)
-        pad = (frame[None] >= lengths.to(spec.device)[:, None])[:, None, None]
-        return self.forward(spec.masked_fill(pad, self.pad_value))
+        return self.forward(fill_after_lengths(spec, lengths, self.pad_value))
 
-    def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
-        """Tokens (B, 2 + F'*T', D) of a block -> summary token (mean of cls and dist) and grid."""
-        (tokens,) = hidden
-        token, grid = split_tokens(
-            tokens, 2, *self.patch_embed.grid_shape(self.input_fdim, self.input_tdim)
-        )
-        return Features(grid=grid, token=token)
+    def _positions(self) -> dict[str, nn.Parameter]:
+        return {"pos_embed": self.pos_embed}
 
-    def stages(self) -> list[nn.Module]:
-        """Patch embedding with tokens and positional table, each block, the final norm."""
-        embed = ParamStage(
-            {"patch_embed": self.patch_embed},
-            {
-                "cls_token": self.cls_token,
-                "dist_token": self.dist_token,
-                "pos_embed": self.pos_embed,
-            },
-        )
-        return [embed, *self.blocks, self.norm]
+    def _token_grid(self, num_tokens: int, spec: torch.Tensor) -> tuple[int, int]:
+        """Always the grid of ``input_tdim`` frames (shorter inputs are padded to it)."""
+        return self.patch_embed.grid_shape(self.input_fdim, self.input_tdim)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,8 +47,8 @@ from torch import nn
 
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
-from .layers import Attention, Block, ParamStage, init_vit_weights
+from .base import Backbone, Features, check_spectrogram, register_backbone
+from .layers import ParamStage, init_vit_weights, run_blocks, vit_blocks
 
 __all__ = ["ATSTFrame"]
 
@@ -75,45 +75,6 @@ FRONTEND: dict[str, Any] = {
     "mean": MEL_MEAN,
     "std": MEL_STD,
 }
-
-
-class _MaskedAttention(Attention):
-    """:class:`~audiozoo.backbones.layers.Attention` with an optional additive mask."""
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, n, d = x.shape
-        qkv = (
-            self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
-        )
-        x = F.scaled_dot_product_attention(
-            qkv[0],
-            qkv[1],
-            qkv[2],
-            attn_mask=attn_mask,
-            dropout_p=self.attn_drop if self.training else 0.0,
-        )
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, d)))
-
-
-class _Block(Block):
-    """Pre-norm ViT block whose attention takes an additive key mask (B, 1, 1, N)."""
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_ratio: float,
-        norm_eps: float,
-        drop: float,
-        attn_drop: float,
-        drop_path: float,
-    ) -> None:
-        super().__init__(dim, num_heads, mlp_ratio, False, norm_eps, drop, attn_drop, drop_path)
-        self.attn = _MaskedAttention(dim, num_heads, False, attn_drop, drop)
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class ATSTFrame(Backbone):
@@ -178,10 +139,16 @@ class ATSTFrame(Backbone):
         self.patch_embed = nn.Linear(n_mels * patch_frames, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList(
-            _Block(embed_dim, num_heads, mlp_ratio, norm_eps, drop_rate, attn_drop_rate, r)
-            for r in rates
+        self.blocks = vit_blocks(  # qkv without bias, as upstream
+            depth,
+            embed_dim,
+            num_heads,
+            drop_path_rate,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=False,
+            norm_eps=norm_eps,
+            drop=drop_rate,
+            attn_drop=attn_drop_rate,
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -258,9 +225,7 @@ class ATSTFrame(Backbone):
             if needs_mask
             else None
         )
-        for block in self.blocks:
-            x = block(x, attn_mask)
-        x = self.norm(x)  # (B * n, n_tok, D)
+        x = self.norm(run_blocks(self.blocks, x, attn_mask))  # (B * n, n_tok, D)
 
         # Clip embedding: mean over each chunk's valid tokens, then over chunks that have any.
         w = key_valid.to(x.dtype)
@@ -274,11 +239,7 @@ class ATSTFrame(Backbone):
         return Features(grid=frames.transpose(1, 2).unsqueeze(2), token=token)
 
     def _check_input(self, spec: torch.Tensor, lengths: torch.Tensor | None) -> tuple[int, int]:
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.n_mels:
-            raise InvalidAudioError(
-                f"ATST-Frame expects a spectrogram (B, 1, {self.n_mels}, T), got "
-                f"{tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "ATST-Frame", self.n_mels)
         b, t = spec.shape[0], spec.shape[-1]
         if t < self.patch_frames:
             raise InvalidAudioError(

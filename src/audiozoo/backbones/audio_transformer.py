@@ -58,7 +58,7 @@ from torch import nn
 
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
+from .base import Backbone, Features, check_spectrogram, register_backbone
 from .layers import Block, ParamStage, init_vit_weights
 
 __all__ = ["AudioTransformer"]
@@ -270,11 +270,7 @@ class AudioTransformer(Backbone):
         return Features(grid=grid, token=grid.mean(dim=(2, 3)))
 
     def _check_input(self, spec: torch.Tensor) -> None:
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.n_mels:
-            raise InvalidAudioError(
-                f"{type(self).__name__} expects a log-mel spectrogram (B, 1, {self.n_mels}, T), "
-                f"got {tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, type(self).__name__, self.n_mels, "a log-mel spectrogram")
         if spec.shape[-1] < self.min_frames:
             raise InvalidAudioError(
                 f"{type(self).__name__} needs at least {self.min_frames} frames (one patch), got "

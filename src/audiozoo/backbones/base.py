@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import RegistryError, UnknownNameError
+from .._errors import InvalidAudioError, RegistryError, UnknownNameError
 from .._registry import backbones
 from ..pretrained import FrozenDict, PretrainedCfg
 
-__all__ = ["Architecture", "Backbone", "Features", "register_backbone"]
+__all__ = ["Architecture", "Backbone", "Features", "check_spectrogram", "register_backbone"]
 
 
 @dataclass
@@ -193,6 +193,16 @@ class Backbone(nn.Module, metaclass=abc.ABCMeta):
         finally:
             for h in handles:
                 h.remove()
+
+
+def check_spectrogram(
+    spec: torch.Tensor, name: str, num_bins: int | None = None, what: str = "a spectrogram"
+) -> None:
+    """Raise :class:`~audiozoo.InvalidAudioError` unless ``spec`` is (B, 1, F, T), with
+    ``F == num_bins`` when given; ``name`` (the backbone) and ``what`` word the message."""
+    if spec.ndim != 4 or spec.shape[1] != 1 or (num_bins is not None and spec.shape[2] != num_bins):
+        bins = "F" if num_bins is None else num_bins
+        raise InvalidAudioError(f"{name} expects {what} (B, 1, {bins}, T), got {tuple(spec.shape)}")
 
 
 def _has_no_forward(module: nn.Module) -> bool:

@@ -59,7 +59,7 @@ from torch import nn
 
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
+from .base import Backbone, Features, check_spectrogram, register_backbone
 from .layers import ParamStage
 
 __all__ = ["BEATs", "relative_position_buckets"]
@@ -326,10 +326,7 @@ class BEATs(Backbone):
 
     def tokens(self, spec: torch.Tensor) -> torch.Tensor:
         """Encoder output for a spectrogram: (B, 1, F, T) -> (B, T' * F', D), time-major."""
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
-            raise InvalidAudioError(
-                f"BEATs expects a spectrogram (B, 1, {self.input_fdim}, T), got {tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "BEATs", self.input_fdim)
         if spec.shape[-1] < PATCH_SIZE:
             raise InvalidAudioError(
                 f"BEATs needs at least {PATCH_SIZE} frames (one patch), got {spec.shape[-1]}; "

@@ -22,7 +22,7 @@ from torch import nn
 
 from .._errors import InvalidAudioError, RegistryError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
+from .base import Backbone, Features, check_spectrogram, register_backbone
 
 __all__ = ["CNN", "BasicBlock"]
 
@@ -115,10 +115,7 @@ class CNN(Backbone):
 
     def forward(self, spec: torch.Tensor) -> Features:
         """Args: spec (B, 1, F, T). Returns: Features with grid (B, num_features, F', T')."""
-        if spec.dim() != 4 or spec.shape[1] != 1:
-            raise InvalidAudioError(
-                f"CNN expects a spectrogram of shape (B, 1, F, T), got {tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "CNN")
         if min(spec.shape[2], spec.shape[3]) < self.min_frames:
             raise InvalidAudioError(
                 f"CNN needs at least {self.min_frames} frequency bins and frames, got "

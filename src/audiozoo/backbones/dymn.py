@@ -13,9 +13,10 @@ Papers:
 Upstream code: https://github.com/fschmid56/EfficientAT (MIT), ``models/dymn``. This is a
 re-implementation; :mod:`audiozoo.converters.dymn` maps upstream checkpoints onto it.
 
-DyMN is EfficientAT's MobileNetV3 (:mod:`audiozoo.backbones.mobilenet`: same 15-row block table,
-channels, kernels, strides and width rule) with every inverted-residual block made input-dependent
-(:class:`DyBlock`). A block first summarises its input into a context (:class:`ContextGen`):
+DyMN is EfficientAT's MobileNetV3 (:mod:`audiozoo.backbones.layers.mobilenet`: same 15-row block
+table, channels, kernels, strides and width rule) with every inverted-residual block made
+input-dependent (:class:`DyBlock`). A block first summarises its input into a context
+(:class:`ContextGen`):
 
 - a context vector ``h`` of size H per clip, from which each :class:`DynamicConv` mixes its K = 4
   kernels (softmax attention at a temperature) and :class:`DyReLU` computes per-channel piecewise
@@ -45,7 +46,6 @@ trained down to 1.0 (the default here); the ImageNet weights end at 30, which th
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,18 +53,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._errors import InvalidAudioError, RegistryError
+from .._errors import RegistryError
 from ..converters import dymn as _dymn  # noqa: F401  (registers "dymn")
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
-from .mobilenet import (
+from .base import Features, register_backbone
+from .layers.efficientat import EfficientATBackbone
+from .layers.mobilenet import (
     BlockCfg,
     ConvNormAct,
     InvertedResidual,
-    _batch_norm,
+    batch_norm,
     block_configs,
-    conv_out_size,
-    geometry_strides,
     make_divisible,
     square_stride,
 )
@@ -224,7 +223,7 @@ class ContextGen(nn.Module):
         super().__init__()
         self.stride = stride
         self.joint_conv = nn.Conv2d(in_channels, context_dim, 1, bias=False)
-        self.joint_norm = _batch_norm(context_dim)
+        self.joint_norm = batch_norm(context_dim)
         self.joint_act = nn.Hardswish()
         self.conv_f = nn.Conv2d(context_dim, expanded, 1)
         self.conv_t = nn.Conv2d(context_dim, expanded, 1)
@@ -273,7 +272,7 @@ class DyBlock(nn.Module):
         self.exp_conv: DynamicConv | None = None
         if cfg.expanded != cfg.in_channels:
             self.exp_conv = DynamicConv(cfg.in_channels, cfg.expanded, 1, context_dim, **dyn)
-            self.exp_norm = _batch_norm(cfg.expanded)
+            self.exp_norm = batch_norm(cfg.expanded)
             self.exp_act = nn.Hardswish() if cfg.hardswish else nn.ReLU()
         self.depth_conv = DynamicConv(
             cfg.expanded,
@@ -286,10 +285,10 @@ class DyBlock(nn.Module):
             groups=cfg.expanded,
             **dyn,
         )
-        self.depth_norm = _batch_norm(cfg.expanded)
+        self.depth_norm = batch_norm(cfg.expanded)
         self.depth_act = DyReLU(cfg.expanded, context_dim, relu_pieces)
         self.proj_conv = DynamicConv(cfg.expanded, cfg.out_channels, 1, context_dim, **dyn)
-        self.proj_norm = _batch_norm(cfg.out_channels)
+        self.proj_norm = batch_norm(cfg.out_channels)
         self.use_residual = cfg.stride == 1 and cfg.in_channels == cfg.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -308,7 +307,7 @@ class DyBlock(nn.Module):
 # Model
 
 
-class DyMN(Backbone):
+class DyMN(EfficientATBackbone):
     """EfficientAT's dynamic MobileNet: spectrogram (B, 1, F, T) → grid (B, 6·C_last, F', T').
 
     Args:
@@ -326,10 +325,12 @@ class DyMN(Backbone):
     Attributes:
         stem: 3x3 conv (stride 2) + BN + Hardswish.
         blocks: ``nn.Sequential`` of the 15 blocks (:class:`DyBlock`, or
-            :class:`~audiozoo.backbones.mobilenet.InvertedResidual` for static ones).
+            :class:`~audiozoo.backbones.layers.mobilenet.InvertedResidual` for static ones).
         last_conv: 1x1 conv to ``num_features`` channels + BN + Hardswish.
         last_channel: hidden width of EfficientAT's MLP head for this width (1280 for dymn10).
     """
+
+    display_name = "DyMN"
 
     def __init__(
         self,
@@ -371,30 +372,8 @@ class DyMN(Backbone):
         self.blocks = nn.Sequential(*blocks)
         last_in = cfgs[-1].out_channels
         self.last_conv = ConvNormAct(last_in, 6 * last_in, 1)
-
-        # (kernel, stride, padding) of the convs that change (F, T): stem and depthwise convs
-        self._geometry = [(3, 2, 1, 1)] + [
-            (c.kernel, square_stride(c.stride), (c.kernel - 1) // 2 * c.dilation, c.dilation)
-            for c in cfgs
-        ]
-        self.num_features = 6 * last_in
-        self.time_stride = math.prod(stride for _, stride, _, _ in self._geometry)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # Upstream's initialisation (matters only for training from scratch); DynamicConv
-        # kernels are initialised in DynamicConv.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        self._set_geometry(cfgs)
+        self._init_weights()  # DynamicConv kernels are initialised in DynamicConv
 
     @property
     def temperature(self) -> float:
@@ -410,28 +389,14 @@ class DyMN(Backbone):
             if isinstance(m, DynamicConv):
                 m.temperature = float(temperature)
 
-    def num_output_frames(self, num_frames: int) -> int:
-        """``T'`` after the stem and the depthwise convs (1x1 convs keep the size)."""
-        for kernel, stride, padding, dilation in self._geometry:
-            num_frames = conv_out_size(num_frames, kernel, stride, padding, dilation)
-        return num_frames
-
     def forward(self, spec: torch.Tensor) -> Features:
         """Args: spec (B, 1, F, T). Returns: Features with grid (B, num_features, F', T')."""
-        if spec.dim() != 4 or spec.shape[1] != 1:
-            raise InvalidAudioError(
-                f"DyMN expects a spectrogram of shape (B, 1, F, T), got {tuple(spec.shape)}"
-            )
+        self._check_input(spec)
         return Features(grid=self.last_conv(self.blocks(self.stem(spec))))
 
     def stages(self) -> list[nn.Module]:
         """Stem, the blocks grouped by resolution (a new group at each stride slot), last conv."""
-        b = self.blocks
-        return [self.stem, b[0:1], b[1:3], b[3:6], b[6:12], b[12:15], self.last_conv]
-
-    def layer_time_strides(self) -> list[int]:
-        """Time stride after each stage (the convs of :attr:`_geometry` up to its last block)."""
-        return geometry_strides(self._geometry, [0, 1, 3, 6, 12, 15, 15])
+        return self._stages(self.stem, self.blocks, self.last_conv)
 
 
 # ---------------------------------------------------------------------------------------------

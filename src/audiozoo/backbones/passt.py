@@ -26,20 +26,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .._errors import InvalidAudioError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
-from .layers import (
-    Block,
-    ParamStage,
-    PatchEmbed,
-    init_vit_weights,
-    key_padding_mask,
-    run_blocks,
-    split_tokens,
-)
+from .base import Features, check_spectrogram, register_backbone
+from .layers import PatchEmbed, key_padding_mask
+from .layers.deit import PaSSTBackbone, fill_after_lengths
 
 __all__ = ["PaSST"]
 
@@ -48,7 +40,7 @@ PATCH_SIZE = 16
 SILENCE = (math.log(1e-5) + 4.5) / 5.0
 
 
-class PaSST(Backbone):
+class PaSST(PaSSTBackbone):
     """PaSST backbone: spectrogram (B, 1, F, T) -> patch-token grid and summary token.
 
     Args:
@@ -89,6 +81,7 @@ class PaSST(Backbone):
     """
 
     max_frames: int  # always bounded: the positional embeddings have a fixed size
+    patch_embed: PatchEmbed
 
     def __init__(
         self,
@@ -118,7 +111,6 @@ class PaSST(Backbone):
         self.s_patchout_f = s_patchout_f
         self.u_patchout = u_patchout
         self.pad_value = pad_value
-        self.num_features = embed_dim
         self.time_stride = tstride
         self.min_frames = PATCH_SIZE
 
@@ -137,32 +129,12 @@ class PaSST(Backbone):
         # Longest input whose last patch still has a time position: (T - 16) // ts + 1 <= grid_t.
         self.max_frames = grid_t * tstride + PATCH_SIZE - 1
 
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, embed_dim))
-        self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, grid_f, 1))
-        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, grid_t))
-        self.pos_drop = nn.Dropout(drop_rate)
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.Sequential(
-            *(
-                Block(embed_dim, num_heads, mlp_ratio, True, norm_eps, drop_rate, attn_drop_rate, r)
-                for r in rates
-            )
+        self._add_summary_tokens(embed_dim)
+        self._add_positions(embed_dim, grid_f, grid_t)
+        self._add_blocks(
+            depth, num_heads, mlp_ratio, norm_eps, drop_rate, attn_drop_rate, drop_path_rate
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self._init_weights()
-
-    def _init_weights(self) -> None:
-        for p in (
-            self.cls_token,
-            self.dist_token,
-            self.new_pos_embed,
-            self.freq_new_pos_embed,
-            self.time_new_pos_embed,
-        ):
-            nn.init.trunc_normal_(p, std=0.02)
-        self.apply(init_vit_weights)
 
     def num_output_frames(self, num_frames: int) -> int:
         """``T'`` in eval mode (training with time patchout removes ``s_patchout_t`` more)."""
@@ -187,17 +159,11 @@ class PaSST(Backbone):
     def _forward(self, spec: torch.Tensor, lengths: torch.Tensor | None) -> Features:
         self._check_input(spec)
         if lengths is not None:
-            frame = torch.arange(spec.shape[-1], device=spec.device)
-            spec = spec.masked_fill(
-                (frame[None] >= lengths.to(spec.device)[:, None])[:, None, None], self.pad_value
-            )
+            spec = fill_after_lengths(spec, lengths, self.pad_value)
         if spec.shape[-1] < PATCH_SIZE:
             spec = F.pad(spec, (0, PATCH_SIZE - spec.shape[-1]), value=self.pad_value)
-        x = self.patch_embed(spec)  # (B, D, F', T')
+        x = self._add_grid_positions(self.patch_embed(spec))  # (B, D, F', T')
         b, d = x.shape[:2]
-        # Same addition order as upstream (time, then frequency) for bitwise-close results.
-        x = x + self.time_new_pos_embed[..., : x.shape[-1]]
-        x = x + self.freq_new_pos_embed
         valid = None  # (B, F', T') real patches of a padded batch
         if lengths is not None:
             real = torch.tensor(
@@ -224,36 +190,32 @@ class PaSST(Backbone):
             patches = patches.index_select(1, keep)
             flat_valid = None if flat_valid is None else flat_valid.index_select(1, keep)
 
-        cls = self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1]
-        dist = self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]
-        tokens = self.pos_drop(torch.cat((cls, dist, patches), dim=1))
         mask = None
         if flat_valid is not None:
             summary = flat_valid.new_ones((b, 2))
             mask = key_padding_mask(torch.cat((summary, flat_valid), dim=1))
-        tokens = self.norm(run_blocks(self.blocks, tokens, mask))
+        tokens, token = self._encode(self._with_summary_tokens(patches), mask)
 
-        out = tokens[:, 2:].transpose(1, 2)  # (B, D, N)
+        out = tokens.transpose(1, 2)  # (B, D, N)
         grid = out.reshape(b, d, 1, -1) if unstructured else out.reshape(b, d, f, t)
-        return Features(grid=grid, token=(tokens[:, 0] + tokens[:, 1]) / 2)
+        return Features(grid=grid, token=token)
 
     def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
-        """Tokens (B, 2 + F'*T', D) of a block -> summary token (mean of cls and dist) and grid."""
-        (tokens,) = hidden
-        n = tokens.shape[1] - 2
+        """Tokens (B, 2 + F'*T', D) of a block -> summary token (mean of cls and dist) and grid;
+        with unstructured patchout only the (B, D, 1, N) tokens."""
         if self.training and self.u_patchout > 0:
+            (tokens,) = hidden
             return Features(grid=tokens[:, 2:].transpose(1, 2)[:, :, None], token=None)
+        return super().layer_features(index, hidden, spec)
+
+    def _token_grid(self, num_tokens: int, spec: torch.Tensor) -> tuple[int, int]:
         f = self.patch_embed.grid_shape(spec.shape[2], max(spec.shape[3], PATCH_SIZE))[0]
         if self.training and self.s_patchout_f:
             f = max(f - self.s_patchout_f, 1)
-        token, grid = split_tokens(tokens, 2, f, n // f)
-        return Features(grid=grid, token=token)
+        return f, num_tokens // f
 
     def _check_input(self, spec: torch.Tensor) -> None:
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
-            raise InvalidAudioError(
-                f"PaSST expects a spectrogram (B, 1, {self.input_fdim}, T), got {tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "PaSST", self.input_fdim)
         if spec.shape[-1] > self.max_frames:
             raise InvalidAudioError(
                 f"PaSST was trained on {self.input_tdim}-frame spectrograms and has time "
@@ -261,20 +223,6 @@ class PaSST(Backbone):
                 "AudioModel splits longer audio into windows of max_frames; when calling the "
                 "backbone directly, cut the spectrogram."
             )
-
-    def stages(self) -> list[nn.Module]:
-        """Patch embedding with tokens and positional embeddings, each block, the final norm."""
-        embed = ParamStage(
-            {"patch_embed": self.patch_embed},
-            {
-                "cls_token": self.cls_token,
-                "dist_token": self.dist_token,
-                "new_pos_embed": self.new_pos_embed,
-                "freq_new_pos_embed": self.freq_new_pos_embed,
-                "time_new_pos_embed": self.time_new_pos_embed,
-            },
-        )
-        return [embed, *self.blocks, self.norm]
 
 
 def _keep_indices(n: int, drop: int, device: torch.device) -> torch.Tensor:

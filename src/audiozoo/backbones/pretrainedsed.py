@@ -15,7 +15,7 @@ upstream's ``inference.py``, audio of any length is cut into 10 s chunks, the la
 zero-padded, and the frame outputs are concatenated and cut to the real length.
 
 **frame_mn** (``frame_mn06``, ``frame_mn10``): EfficientAT's MobileNetV3
-(:mod:`audiozoo.backbones.mobilenet`, same blocks, channels, squeeze-excitation and BatchNorm)
+(:mod:`audiozoo.backbones.layers.mobilenet`: same blocks, channels, squeeze-excitation, BatchNorm)
 with a (frequency, time) stride per block, so that frequency is reduced 128 -> 1 and time only 4x.
 Layout of ``features`` (frame_mn10, input (B, 1, 128, 1000))::
 
@@ -42,7 +42,6 @@ tokens after the final LayerNorm. The released model is DeiT-B/384 sized (12 blo
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,15 +50,10 @@ from torch import nn
 
 from .._errors import InvalidAudioError, RegistryError
 from ..pretrained import PretrainedCfg
-from .base import Backbone, Features, register_backbone
-from .layers import Block, ParamStage, init_vit_weights, split_tokens
-from .mobilenet import (
-    ConvNormAct,
-    InvertedResidual,
-    block_configs,
-    conv_out_size,
-    geometry_strides,
-)
+from .base import Features, check_spectrogram, register_backbone
+from .layers.deit import PaSSTBackbone
+from .layers.efficientat import SEMobileNet, check_se_dims
+from .layers.mobilenet import block_configs, conv_out_size
 
 __all__ = ["FRAME_MN_STRIDES", "FrameMobileNet", "FramePaSST"]
 
@@ -78,7 +72,7 @@ FRAME_MN_STRIDES: tuple[tuple[int, int], ...] = tuple(
 # frame_mn
 
 
-class FrameMobileNet(Backbone):
+class FrameMobileNet(SEMobileNet):
     """PretrainedSED's frame_mn: spectrogram (B, 1, F, T) -> frame features (B, C, F', T').
 
     With the default strides and 128 mel bins ``F' = 1`` and ``T' = ceil(ceil(T / 2) / 2)``
@@ -95,9 +89,12 @@ class FrameMobileNet(Backbone):
         input_dim_f, input_dim_t: spectrogram size that frequency/time SE are built for.
 
     Attributes:
-        features: ``nn.Sequential`` of the stem, 15 blocks (:class:`InvertedResidual`) and the
-            last 1x1 conv, with EfficientAT's module nesting.
+        features: ``nn.Sequential`` of the stem, 15 blocks
+            (:class:`~audiozoo.backbones.layers.mobilenet.InvertedResidual`) and the last 1x1
+            conv, with EfficientAT's module nesting.
     """
+
+    display_name = "frame_mn"
 
     def __init__(
         self,
@@ -109,95 +106,19 @@ class FrameMobileNet(Backbone):
         input_dim_f: int = 128,
         input_dim_t: int = 1000,
     ) -> None:
-        super().__init__()
         strides = tuple((int(f), int(t)) for f, t in strides)
         if len(strides) != 15 or any(s not in (1, 2) for pair in strides for s in pair):
             raise RegistryError(
                 f"strides must be 15 (frequency, time) pairs of 1 or 2, got {strides}"
             )
-        se_dims = "" if se_dims == "none" else se_dims
-        if any(d not in "cft" for d in se_dims) or len(set(se_dims)) != len(se_dims):
-            raise RegistryError(
-                f"se_dims must be distinct letters of 'cft' or 'none', got {se_dims!r}"
-            )
-        self.width_mult = width_mult
-        self.strides = strides
-        self.se_dims = se_dims
-        self.input_dim_f, self.input_dim_t = input_dim_f, input_dim_t
-
+        se_dims = check_se_dims(se_dims)
         base, _ = block_configs(width_mult)
         cfgs = [
             dataclasses.replace(c, stride=(s[0], s[1])) for c, s in zip(base, strides, strict=True)
         ]
-        # (kernel, stride, padding) along frequency and time of the convs that change (F, T)
-        self._geometry_f = [(3, 2, 1)] + [
-            (c.kernel, s[0], (c.kernel - 1) // 2) for c, s in zip(cfgs, strides, strict=True)
-        ]
-        self._geometry_t = [(3, 2, 1)] + [
-            (c.kernel, s[1], (c.kernel - 1) // 2) for c, s in zip(cfgs, strides, strict=True)
-        ]
-        layers: list[nn.Module] = [ConvNormAct(1, cfgs[0].in_channels, 3, stride=2)]
-        for i, cfg in enumerate(cfgs, start=2):
-            # frequency/time SE is sized by the block's output (F', T') for the design input
-            freq = _out_size(input_dim_f, self._geometry_f[:i])
-            time = _out_size(input_dim_t, self._geometry_t[:i])
-            layers.append(InvertedResidual(cfg, freq, time, se_dims, se_agg, se_r))
-        last_in = cfgs[-1].out_channels
-        layers.append(ConvNormAct(last_in, 6 * last_in, 1))
-        self.features = nn.Sequential(*layers)
-
-        self.num_features = 6 * last_in
-        self.time_stride = 2 * math.prod(s[1] for s in strides)
-        if "t" in se_dims:  # time SE has Linear layers of size T': the input length is fixed
-            self.min_frames = self.max_frames = input_dim_t
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # Upstream's initialisation (matters only for training from scratch).
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def num_output_frames(self, num_frames: int) -> int:
-        """``T'`` after the stem and the depthwise convs (1x1 convs keep the size)."""
-        return _out_size(num_frames, self._geometry_t)
-
-    def forward(self, spec: torch.Tensor) -> Features:
-        """Args: spec (B, 1, F, T). Returns: Features with grid (B, num_features, F', T')."""
-        if spec.dim() != 4 or spec.shape[1] != 1:
-            raise InvalidAudioError(
-                f"frame_mn expects a spectrogram of shape (B, 1, F, T), got {tuple(spec.shape)}"
-            )
-        for axis, letter, size in ((2, "f", self.input_dim_f), (3, "t", self.input_dim_t)):
-            if letter in self.se_dims and spec.shape[axis] != size:
-                raise InvalidAudioError(
-                    f"squeeze-excitation over axis {letter!r} was built for size {size}, got "
-                    f"{spec.shape[axis]}; build the backbone with input_dim_{letter}="
-                    f"{spec.shape[axis]}"
-                )
-        return Features(grid=self.features(spec))
-
-    def stages(self) -> list[nn.Module]:
-        """Stem, the blocks grouped at each time or frequency down-sampling, last conv."""
-        f = self.features
-        return [f[0], f[1:2], f[2:4], f[4:7], f[7:13], f[13:16], f[16]]
-
-    def layer_time_strides(self) -> list[int]:
-        """Time stride after each stage (the time convs of :attr:`_geometry_t` up to its last
-        block)."""
-        return geometry_strides(self._geometry_t, [0, 1, 3, 6, 12, 15, 15])
-
-
-def _out_size(size: int, geometry: Sequence[tuple[int, int, int]]) -> int:
-    for kernel, stride, padding in geometry:
-        size = conv_out_size(size, kernel, stride, padding)
-    return size
+        super().__init__(cfgs, se_dims, se_agg, se_r, input_dim_f, input_dim_t)
+        self.width_mult = width_mult
+        self.strides = strides
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +141,7 @@ class FramePatchEmbed(nn.Module):
         return self.proj(x)[..., 1:]
 
 
-class FramePaSST(Backbone):
+class FramePaSST(PaSSTBackbone):
     """PretrainedSED's frame-level PaSST: spectrogram (B, 1, F, T) -> frame tokens.
 
     Returns :class:`Features` with ``grid`` (B, D, 1, T') — the frame tokens after the final
@@ -268,7 +189,6 @@ class FramePaSST(Backbone):
         self.input_fdim = input_fdim
         self.pos_embed_length = pos_embed_length
         self.frame_patchout = frame_patchout
-        self.num_features = embed_dim
         self.time_stride = 4
         # the longest spectrogram whose frames all have a time position: T' <= pos_embed_length
         self.max_frames = 4 * pos_embed_length
@@ -279,33 +199,12 @@ class FramePaSST(Backbone):
         self.act = nn.GELU()
         # (B, 64, F / 4, T') read as (B, 64 * (F / 4) / F, F, T') = (B, 16, F, T')
         self.patch_embed = FramePatchEmbed(embed_dim, 16, input_fdim)
-
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, embed_dim))
-        self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, 1))
-        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, pos_embed_length))
-        self.pos_drop = nn.Dropout(drop_rate)
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.Sequential(
-            *(
-                Block(embed_dim, num_heads, mlp_ratio, True, norm_eps, drop_rate, attn_drop_rate, r)
-                for r in rates
-            )
+        self._add_summary_tokens(embed_dim)
+        self._add_positions(embed_dim, 1, pos_embed_length)
+        self._add_blocks(
+            depth, num_heads, mlp_ratio, norm_eps, drop_rate, attn_drop_rate, drop_path_rate
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self._init_weights()
-
-    def _init_weights(self) -> None:
-        for p in (
-            self.cls_token,
-            self.dist_token,
-            self.new_pos_embed,
-            self.freq_new_pos_embed,
-            self.time_new_pos_embed,
-        ):
-            nn.init.trunc_normal_(p, std=0.02)
-        self.apply(init_vit_weights)
 
     def num_output_frames(self, num_frames: int) -> int:
         """``T'`` in eval mode (training with frame patchout removes ``frame_patchout`` more)."""
@@ -313,7 +212,7 @@ class FramePaSST(Backbone):
         return t
 
     def forward(self, spec: torch.Tensor) -> Features:
-        """Args: spec (B, 1, F, T) normalised log-mel. Returns: grid (B, D, 1, T'), token (B, D)."""
+        """Args: spec (B, 1, F, T) normalised log-mel. Returns: grid (B, D, 1, T'), no token."""
         self._check_input(spec)
         b, _, f, _ = spec.shape
         x = self.act(self.conv_in_1(spec))
@@ -327,37 +226,28 @@ class FramePaSST(Backbone):
             offset = int(torch.randint(1 + self.pos_embed_length - t, (1,)))
         else:
             offset = 0
-        # Same addition order as upstream (time, then frequency) for bitwise-close results.
-        x = x + self.time_new_pos_embed[..., offset : offset + t]
-        x = x + self.freq_new_pos_embed
+        x = self._add_grid_positions(x, offset)
         if self.training and self.frame_patchout:
             keep = max(t - self.frame_patchout, 1)
             index = torch.randperm(t, device=x.device)[:keep].sort().values
             x = x.index_select(3, index)
         frames = x.flatten(2).transpose(1, 2)  # (B, T', D)
-
-        cls = self.cls_token.expand(b, -1, -1) + self.new_pos_embed[:, :1]
-        dist = self.dist_token.expand(b, -1, -1) + self.new_pos_embed[:, 1:]
-        tokens = self.pos_drop(torch.cat((cls, dist, frames), dim=1))
-        tokens = self.norm(self.blocks(tokens))
-        grid = tokens[:, 2:].transpose(1, 2).unsqueeze(2)  # (B, D, 1, T')
+        tokens, _ = self._encode(self._with_summary_tokens(frames))
         # no summary token: upstream drops the cls/dist outputs (no loss ever trained them as a
         # clip summary), and its weak head reads the frames' mean, which pooled() then gives
-        return Features(grid=grid)
+        return Features(grid=tokens.transpose(1, 2).unsqueeze(2))  # (B, D, 1, T')
+
+    def _token_grid(self, num_tokens: int, spec: torch.Tensor) -> tuple[int, int]:
+        """One row of frames: (1, T')."""
+        return 1, num_tokens
 
     def layer_features(self, index: int, hidden: list[Any], spec: torch.Tensor) -> Features:
-        """Tokens (B, 2 + T', D) entering or leaving a block -> the frame grid (B, D, 1, T')
-        (the class and distillation tokens are dropped, as in the output)."""
-        (tokens,) = hidden
-        _, grid = split_tokens(tokens, 2, 1, tokens.shape[1] - 2)
-        return Features(grid=grid)
+        """Tokens (B, 2 + T', D) of a block -> the frame grid (B, D, 1, T'); the class and
+        distillation tokens are dropped, as in the output."""
+        return Features(grid=super().layer_features(index, hidden, spec).grid)
 
     def _check_input(self, spec: torch.Tensor) -> None:
-        if spec.ndim != 4 or spec.shape[1] != 1 or spec.shape[2] != self.input_fdim:
-            raise InvalidAudioError(
-                f"fPaSST expects a spectrogram (B, 1, {self.input_fdim}, T), got "
-                f"{tuple(spec.shape)}"
-            )
+        check_spectrogram(spec, "fPaSST", self.input_fdim)
         if spec.shape[-1] > self.max_frames:
             raise InvalidAudioError(
                 f"fPaSST has {self.pos_embed_length} time positions, i.e. at most "
@@ -366,25 +256,14 @@ class FramePaSST(Backbone):
                 "spectrogram."
             )
 
-    def stages(self) -> list[nn.Module]:
-        """Convolutional stem and frame embedding with tokens and positions, each block, the
-        final norm."""
-        embed = ParamStage(
-            {
-                "conv_in_1": self.conv_in_1,
-                "conv_in_2": self.conv_in_2,
-                "conv_in_3": self.conv_in_3,
-                "patch_embed": self.patch_embed,
-            },
-            {
-                "cls_token": self.cls_token,
-                "dist_token": self.dist_token,
-                "new_pos_embed": self.new_pos_embed,
-                "freq_new_pos_embed": self.freq_new_pos_embed,
-                "time_new_pos_embed": self.time_new_pos_embed,
-            },
-        )
-        return [embed, *self.blocks, self.norm]
+    def _embed_modules(self) -> dict[str, nn.Module]:
+        """The convolutional stem and the frame embedding."""
+        return {
+            "conv_in_1": self.conv_in_1,
+            "conv_in_2": self.conv_in_2,
+            "conv_in_3": self.conv_in_3,
+            "patch_embed": self.patch_embed,
+        }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._errors import CheckpointError
-from .base import Converter, Rule, StateDict, register_converter
+from .base import VIT_BLOCK, Converter, Rule, StateDict, fuse_qkv, register_converter
 
 __all__ = ["AST_HF", "AST_ORIGINAL", "QKVFusingConverter"]
 
@@ -41,13 +40,7 @@ class QKVFusingConverter(Converter):
                 out[key] = value
             else:
                 parts.setdefault(f"{m[1]}.attn.qkv.{m[3]}", {})[m[2]] = value
-        for key, qkv in parts.items():
-            if set(qkv) != {"q", "k", "v"}:
-                raise CheckpointError(
-                    f"{self.name}: {key} needs query, key and value; the checkpoint has only "
-                    f"{', '.join(sorted(qkv))}"
-                )
-            out[key] = torch.cat((qkv["q"], qkv["k"], qkv["v"]), dim=0)
+        out.update(fuse_qkv(self.name, parts))
         return out
 
 
@@ -121,7 +114,7 @@ AST_ORIGINAL = register_converter(
             # module.v.pos_embed -> backbone.pos_embed
             Rule(
                 rf"{_ORIG}v\.(cls_token|dist_token|pos_embed|patch_embed\.proj\.{_P}"
-                rf"|blocks\.\d+\.(?:norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.{_P}"
+                rf"|{VIT_BLOCK}"
                 rf"|norm\.{_P})",
                 r"backbone.\1",
             ),

@@ -21,13 +21,12 @@ filterbank itself (the weight tables pin its settings).
 
 from __future__ import annotations
 
-from .base import Converter, Rule, register_converter
+from .base import BN_PARAMS, VIT_BLOCK, Converter, Rule, register_converter
 
 __all__ = ["AUDIO_TRANSFORMER"]
 
 _ENC = r"(?:encoder\.)?"  # the Hugging Face ports nest the encoder
 _P = r"(weight|bias)"
-_BLOCK = r"blocks\.\d+\.(?:norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.(?:weight|bias)"
 
 AUDIO_TRANSFORMER = register_converter(
     Converter(
@@ -38,17 +37,13 @@ AUDIO_TRANSFORMER = register_converter(
             Rule(rf"{_ENC}front_end\.\d+\.(?:spectrogram\.window|mel_scale\.fb)", None),
             # init_bn.1.running_var (Zenodo, Dasheng Hub) / encoder.init_bn.running_var (CED Hub)
             #   -> backbone.init_bn.running_var
-            Rule(
-                rf"{_ENC}init_bn(?:\.1)?\."
-                r"(weight|bias|running_mean|running_var|num_batches_tracked)",
-                r"backbone.init_bn.\1",
-            ),
+            Rule(rf"{_ENC}init_bn(?:\.1)?\.{BN_PARAMS}", r"backbone.init_bn.\1"),
             # patch_embed.proj.weight -> backbone.patch_embed.weight (the Conv2d itself)
             Rule(rf"{_ENC}patch_embed\.proj\.{_P}", r"backbone.patch_embed.\1"),
             # time_pos_embed -> backbone.time_pos_embed; freq_pos_embed likewise
             Rule(rf"{_ENC}(time_pos_embed|freq_pos_embed)", r"backbone.\1"),
             # blocks.3.attn.qkv.weight -> backbone.blocks.3.attn.qkv.weight
-            Rule(rf"{_ENC}({_BLOCK})", r"backbone.\1"),
+            Rule(rf"{_ENC}({VIT_BLOCK})", r"backbone.\1"),
             # norm.weight -> backbone.norm.weight (the final LayerNorm)
             Rule(rf"{_ENC}norm\.{_P}", r"backbone.norm.\1"),
             # outputlayer.0.weight -> head.norm.weight (LayerNorm, eps 1e-5)

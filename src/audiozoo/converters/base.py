@@ -17,9 +17,15 @@ import torch
 from .._errors import CheckpointError
 from .._registry import converters
 
-__all__ = ["Converter", "Rule", "register_converter"]
+__all__ = ["BN_PARAMS", "VIT_BLOCK", "Converter", "Rule", "fuse_qkv", "register_converter"]
 
 StateDict = dict[str, torch.Tensor]
+
+# Rule building blocks for the layouts several formats share:
+#: the parameters and statistics of a BatchNorm (captured as group 1)
+BN_PARAMS = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
+#: a parameter of timm's pre-norm ViT block ``blocks.N`` (:class:`~audiozoo.backbones.layers.Block`)
+VIT_BLOCK = r"blocks\.\d+\.(?:norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.(?:weight|bias)"
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,21 @@ def _unwrap(checkpoint: Mapping[str, object], wrappers: Iterable[str]) -> StateD
             "expected a state dict"
         )
     return dict(checkpoint)  # type: ignore[arg-type]
+
+
+def fuse_qkv(name: str, parts: Mapping[str, Mapping[str, torch.Tensor]]) -> StateDict:
+    """Fused attention projections: each key's ``q``, ``k`` and ``v`` tensors concatenated along
+    dim 0 (rows ``q | k | v``, the layout of audiozoo's ``qkv``). A key with only some of the
+    three parts is an error naming converter ``name``."""
+    out: StateDict = {}
+    for key, qkv in parts.items():
+        if set(qkv) != {"q", "k", "v"}:
+            raise CheckpointError(
+                f"{name}: {key} needs query, key and value; the checkpoint has only "
+                f"{', '.join(sorted(qkv))}"
+            )
+        out[key] = torch.cat((qkv["q"], qkv["k"], qkv["v"]), dim=0)
+    return out
 
 
 def register_converter(converter: Converter) -> Converter:

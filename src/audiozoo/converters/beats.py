@@ -40,7 +40,7 @@ import torch
 
 from .._errors import CheckpointError
 from ..labels import get_label_set
-from .base import Converter, Rule, StateDict, register_converter
+from .base import Converter, Rule, StateDict, fuse_qkv, register_converter
 
 __all__ = ["BEATS", "BEATsConverter", "fold_weight_norm", "prepare_beats"]
 
@@ -118,13 +118,7 @@ def prepare_beats(sd: StateDict) -> StateDict:
                     "shares one table across layers, so this is not a BEATs checkpoint"
                 )
         out[prefix + "relative_attention_bias.weight"] = first
-    for key, parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            raise CheckpointError(
-                f"beats: {key} needs query, key and value; the checkpoint has only "
-                f"{', '.join(sorted(parts))}"
-            )
-        out[key] = torch.cat((parts["q"], parts["k"], parts["v"]), dim=0)
+    out.update(fuse_qkv("beats", qkv))
     return out
 
 

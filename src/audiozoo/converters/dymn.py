@@ -32,11 +32,11 @@ import re
 import torch
 
 from .._errors import CheckpointError
-from .base import Converter, Rule, StateDict, register_converter
+from .base import BN_PARAMS, Converter, Rule, StateDict, register_converter
+from .efficientat import HEAD_RULES
 
 __all__ = ["DYMN", "unflatten_kernels"]
 
-_BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 _KERNEL = re.compile(r"layers\.(\d+)\.(exp|depth|proj)_conv\.weight")
 
 
@@ -127,25 +127,22 @@ DYMN = register_converter(
             # context generator: layers.3.context_gen.joint_norm.running_mean
             #   -> backbone.blocks.3.context_gen.joint_norm.running_mean
             Rule(
-                rf"layers\.(\d+)\.context_gen\.(joint_conv\.weight|joint_norm\.{_BN}|conv_[ft]\.(?:weight|bias))",
+                rf"layers\.(\d+)\.context_gen\.(joint_conv\.weight|joint_norm\.{BN_PARAMS}|conv_[ft]\.(?:weight|bias))",
                 r"backbone.blocks.\1.context_gen.\2",
             ),
             # BatchNorms after the convs: layers.3.proj_norm.bias -> backbone.blocks.3.proj_norm.bias
-            Rule(rf"layers\.(\d+)\.((?:exp|depth|proj)_norm)\.{_BN}", r"backbone.blocks.\1.\2.\3"),
+            Rule(
+                rf"layers\.(\d+)\.((?:exp|depth|proj)_norm)\.{BN_PARAMS}",
+                r"backbone.blocks.\1.\2.\3",
+            ),
             # static MobileNetV3 blocks of replace_se: layers.0.block.1.0.weight
             #   -> backbone.blocks.0.block.1.0.weight (conv), layers.0.block.1.1.bias (BatchNorm)
             Rule(
-                rf"layers\.(\d+)\.block\.(\d+)\.(0\.weight|1\.{_BN})",
+                rf"layers\.(\d+)\.block\.(\d+)\.(0\.weight|1\.{BN_PARAMS})",
                 r"backbone.blocks.\1.block.\2.\3",
             ),
-            # mlp head: classifier.2.weight -> head.fc1.weight (Linear lastconv -> last_channel)
-            Rule(r"classifier\.2\.(weight|bias)", r"head.fc1.\1"),
-            # mlp head: classifier.5.bias -> head.fc2.bias (Linear last_channel -> classes)
-            Rule(r"classifier\.5\.(weight|bias)", r"head.fc2.\1"),
-            # fully convolutional head: classifier.0.weight -> head.conv.weight
-            Rule(r"classifier\.0\.weight", r"head.conv.weight"),
-            # fully convolutional head: classifier.1.running_mean -> head.bn.running_mean
-            Rule(rf"classifier\.1\.{_BN}", r"head.bn.\1"),
+            # classifier.2.weight -> head.fc1.weight ...: EfficientAT's mlp / fully conv. heads
+            *HEAD_RULES,
         ),
         prepare=unflatten_kernels,
     )

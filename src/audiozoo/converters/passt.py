@@ -9,17 +9,14 @@ and adds a dummy ``device_proxy`` parameter; both forms are read.
 
 from __future__ import annotations
 
-from .base import Converter, Rule, register_converter
+from .base import VIT_BLOCK, Converter, Rule, register_converter
 
-__all__ = ["PASST"]
+__all__ = ["PASST", "PASST_TOKENS"]
 
 _NET = r"(?:net\.)?"  # hear21passt wrapper prefix
-_BACKBONE = (
-    r"cls_token|dist_token|new_pos_embed|freq_new_pos_embed|time_new_pos_embed"
-    r"|patch_embed\.proj\.(?:weight|bias)"
-    r"|blocks\.\d+\.(?:norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.(?:weight|bias)"
-    r"|norm\.(?:weight|bias)"
-)
+#: PaSST's summary tokens and positions (fPaSST has the same)
+PASST_TOKENS = r"cls_token|dist_token|new_pos_embed|freq_new_pos_embed|time_new_pos_embed"
+_BACKBONE = rf"{PASST_TOKENS}|patch_embed\.proj\.(?:weight|bias)|{VIT_BLOCK}|norm\.(?:weight|bias)"
 
 PASST = register_converter(
     Converter(

@@ -24,7 +24,8 @@ match no rule here and raise.
 
 from __future__ import annotations
 
-from .base import Converter, Rule, register_converter
+from .base import VIT_BLOCK, Converter, Rule, register_converter
+from .passt import PASST_TOKENS
 
 __all__ = ["FPASST", "FRAME_MN"]
 
@@ -36,10 +37,8 @@ _HEADS = (
 )
 
 _FPASST_BACKBONE = (
-    r"cls_token|dist_token|new_pos_embed|freq_new_pos_embed|time_new_pos_embed"
-    r"|conv_in_[123]\.(?:weight|bias)|patch_embed\.proj\.(?:weight|bias)"
-    r"|blocks\.\d+\.(?:norm1|attn\.qkv|attn\.proj|norm2|mlp\.fc1|mlp\.fc2)\.(?:weight|bias)"
-    r"|norm\.(?:weight|bias)"
+    rf"{PASST_TOKENS}|conv_in_[123]\.(?:weight|bias)|patch_embed\.proj\.(?:weight|bias)"
+    rf"|{VIT_BLOCK}|norm\.(?:weight|bias)"
 )
 
 FRAME_MN = register_converter(

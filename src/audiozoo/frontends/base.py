@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from .._registry import frontends
 from ..augment import freq_mask, time_mask
+from ._common import by_cpu_chunks
 
 __all__ = ["Frontend", "register_frontend"]
 
@@ -77,6 +79,24 @@ class Frontend(nn.Module, metaclass=abc.ABCMeta):
             return spec
         spec = freq_mask(spec, self.freqm, generator=self.generator)
         return time_mask(spec, self.timem, generator=self.generator)
+
+    def _per_clip_then_batch(
+        self,
+        x: torch.Tensor,
+        log_mel: Callable[[torch.Tensor], torch.Tensor],
+        normalise: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """(B, N) float32 -> (B, F, T): ``log_mel`` then ``normalise`` on chunks of clips
+        (``by_cpu_chunks``); when :attr:`augmenting`, SpecAugment draws its masks
+        over the whole batch between the two, as the upstream pipelines do."""
+        augmenting = self.augmenting
+
+        def per_clip(chunk: torch.Tensor) -> torch.Tensor:
+            out = log_mel(chunk)
+            return out if augmenting else normalise(out)
+
+        out = by_cpu_chunks(per_clip, x)
+        return normalise(self._spec_augment(out)) if augmenting else out
 
     @property
     def frame_rate(self) -> float:

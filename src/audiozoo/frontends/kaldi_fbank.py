@@ -31,7 +31,7 @@ import math
 import torch
 
 from .._errors import InvalidAudioError
-from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
+from ._common import check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 from .mel_projection import band_blocks, project_mel
@@ -172,15 +172,9 @@ class KaldiFbank(Frontend):
                 x = x * self.input_scale
             if x.shape[-1] < self.win_length:  # shorter than one frame: see the class docstring
                 x = torch.nn.functional.pad(x, (0, self.win_length - x.shape[-1]))
-            augmenting = self.augmenting
-
-            def per_clip(chunk: torch.Tensor) -> torch.Tensor:
-                logmel = self._fit_frames(self._log_mel(chunk))
-                return logmel if augmenting else self._normalise(logmel)
-
-            out = by_cpu_chunks(per_clip, x)
-            if augmenting:  # SpecAugment draws per batch, before the normalisation
-                out = self._normalise(self._spec_augment(out))
+            out = self._per_clip_then_batch(
+                x, lambda chunk: self._fit_frames(self._log_mel(chunk)), self._normalise
+            )
         return out.unsqueeze(1)
 
     def _fit_frames(self, logmel: torch.Tensor) -> torch.Tensor:

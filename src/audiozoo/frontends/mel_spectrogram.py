@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from .._errors import InvalidAudioError
-from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
+from ._common import check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import melscale_fbanks
 from .mel_projection import band_blocks, project_mel
@@ -172,15 +172,9 @@ class MelSpectrogram(Frontend):
         num_frames = self.num_frames(waveform.shape[-1])
         with float32_no_autocast(waveform.device):
             x = waveform.to(torch.float32)
-            augmenting = self.augmenting
-
-            def per_clip(chunk: torch.Tensor) -> torch.Tensor:
-                mel = self._compress(self._mel(chunk, num_frames))
-                return mel if augmenting else self._normalise(mel)
-
-            mel = by_cpu_chunks(per_clip, x)
-            if augmenting:  # SpecAugment draws per batch, before the normalisation
-                mel = self._normalise(self._spec_augment(mel))
+            mel = self._per_clip_then_batch(
+                x, lambda chunk: self._compress(self._mel(chunk, num_frames)), self._normalise
+            )
         return mel.unsqueeze(1)
 
     def _compress(self, mel: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from .._errors import InvalidAudioError
-from ._common import by_cpu_chunks, check_waveform, float32_no_autocast
+from ._common import check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 from .mel_projection import Block, band_blocks, project_mel
@@ -155,13 +155,11 @@ class StftMel(Frontend):
             else:
                 bank, blocks = self.mel_bank, self._mel_blocks
 
-            def per_clip(chunk: torch.Tensor) -> torch.Tensor:
-                logmel = self._log_mel(chunk, bank, blocks, num_frames)
-                return logmel if augmenting else logmel.add_(_NORM_SHIFT).div_(_NORM_SCALE)
-
-            out = by_cpu_chunks(per_clip, x)
-            if augmenting:  # SpecAugment draws per batch, between the log and the normalisation
-                out = self._spec_augment(out).add_(_NORM_SHIFT).div_(_NORM_SCALE)
+            out = self._per_clip_then_batch(
+                x,
+                lambda chunk: self._log_mel(chunk, bank, blocks, num_frames),
+                lambda logmel: logmel.add_(_NORM_SHIFT).div_(_NORM_SCALE),
+            )
         return out.unsqueeze(1)
 
     def _log_mel(

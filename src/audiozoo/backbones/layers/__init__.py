@@ -1,27 +1,11 @@
-"""Building blocks shared by several backbones."""
+"""Building blocks shared by several backbone families.
 
-from .transformer import (
-    Attention,
-    Block,
-    DropPath,
-    Mlp,
-    ParamStage,
-    PatchEmbed,
-    init_vit_weights,
-    key_padding_mask,
-    run_blocks,
-    split_tokens,
-)
+- :mod:`.transformer`: timm's ViT blocks (patch embedding, attention, MLP, block, stochastic
+  depth) and token helpers, used by every transformer family; re-exported here.
+- :mod:`.deit`: the distilled-ViT body of PaSST, fPaSST and AST.
+- :mod:`.mobilenet`: EfficientAT's MobileNetV3 blocks and block table.
+- :mod:`.efficientat`: the network around those blocks, shared by mn, DyMN and frame_mn.
+"""
 
-__all__ = [
-    "Attention",
-    "Block",
-    "DropPath",
-    "Mlp",
-    "ParamStage",
-    "PatchEmbed",
-    "init_vit_weights",
-    "key_padding_mask",
-    "run_blocks",
-    "split_tokens",
-]
+from .transformer import *  # noqa: F403
+from .transformer import __all__ as __all__

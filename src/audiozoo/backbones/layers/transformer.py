@@ -11,6 +11,8 @@ checkpoints map onto these modules by renaming only:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,7 @@ __all__ = [
     "key_padding_mask",
     "run_blocks",
     "split_tokens",
+    "vit_blocks",
 ]
 
 
@@ -192,6 +195,16 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def vit_blocks(
+    depth: int, dim: int, num_heads: int, drop_path: float, **block: Any
+) -> nn.Sequential:
+    """``depth`` :class:`Block` s in a Sequential (keys ``N.*``), their stochastic depth rising
+    linearly from 0 to ``drop_path`` (timm's rule, in float32 as timm computes it); ``block``:
+    the other arguments of every :class:`Block`."""
+    rates = torch.linspace(0, drop_path, depth).tolist()
+    return nn.Sequential(*(Block(dim, num_heads, drop_path=r, **block) for r in rates))
 
 
 class ParamStage(nn.Module):
