@@ -169,6 +169,36 @@ def test_sed_example(tmp_path: Path) -> None:
     assert 0.0 <= result["event_f1"] <= 1.0 and 0.0 <= result["chance_event_f1"] <= 1.0
 
 
+@pytest.mark.slow
+def test_sed_example_frame_mn10_strong(tmp_path: Path) -> None:
+    """The PretrainedSED tag's architecture with a new 5-class frame head on the 40 ms grid."""
+    stdout = _run(
+        "sed.py",
+        "--model",
+        "frame_mn10.as_strong",
+        "--pretrained",
+        "false",
+        "--num-train",
+        "4",
+        "--num-test",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--duration",
+        "2.0",
+        "--out",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
+    assert "frames 0.040 s apart, 50 per 2 s clip" in stdout
+    result = json.loads((tmp_path / "sed.json").read_text())
+    assert result["frame_hop_s"] == pytest.approx(0.04) and result["num_frames"] == 50
+    assert result["median_frames"] == 9 and result["collar_s"] == pytest.approx(0.2)
+    assert 0.0 <= result["event_f1"] <= 1.0 and 0.0 <= result["chance_event_f1"] <= 1.0
+
+
 # ---------------------------------------------------------------------------------------------
 # the scoring functions of sed.py
 
@@ -182,10 +212,20 @@ def sed() -> ModuleType:
     return module
 
 
-def test_frames_to_events(sed: ModuleType) -> None:
-    active = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 0], [1, 0]], dtype=torch.bool)
-    assert sed.frames_to_events(active, 0.5) == [(0.0, 1.0, 1), (0.5, 1.5, 0), (2.0, 2.5, 0)]
-    assert sed.frames_to_events(torch.zeros(3, 2, dtype=torch.bool), 0.5) == []
+def test_decode_uses_the_median_filter_and_class_indices(sed: ModuleType) -> None:
+    probs = torch.zeros(1, 10, 2)
+    probs[0, 2:7, 1] = 0.9  # a 5-frame event of class 1 ...
+    probs[0, 8, 0] = 0.9  # ... and a 1-frame blip of class 0, which a 3-frame median removes
+    assert sed.decode(probs, 0.5, 0.5, 1, 5.0) == [[(1.0, 3.5, 1), (4.0, 4.5, 0)]]
+    assert sed.decode(probs, 0.5, 0.5, 3, 5.0) == [[(1.0, 3.5, 1)]]
+    assert sed.decode(probs, 0.5, 0.5, 3, 3.0) == [[(1.0, 3.0, 1)]]  # offset clipped
+
+
+def test_median_frames(sed: ModuleType) -> None:
+    assert sed.median_frames(0.36, 0.04) == 9  # PretrainedSED's filter, as `audiozoo tag`
+    assert sed.median_frames(0.36, 0.32) == 1  # coarse frames: no filter
+    assert sed.median_frames(0.2, 0.04) == 5
+    assert sed.median_frames(0.0, 0.04) == 1
 
 
 def test_event_f_score_by_hand(sed: ModuleType) -> None:

@@ -66,6 +66,24 @@ def test_formatting(zoo):
     assert zoo.fmt_metric({}) == "–"
 
 
+def test_sed_metrics_are_named(zoo):
+    """PretrainedSED reports PSDS1 on AudioSet-Strong and DESED (keys in either case)."""
+    assert zoo.fmt_metric({"audioset_strong_psds1": 0.458, "desed_psds1": 0.504}) == (
+        "AudioSet-Strong PSDS1 0.458<br>DESED PSDS1 0.504"
+    )
+    assert zoo.fmt_metric({"audioset_strong_PSDS1": 0.454}) == "AudioSet-Strong PSDS1 0.454"
+
+
+def test_sed_rows_show_the_40ms_grid_and_447_classes(zoo):
+    strong = audiozoo.list_models("*.as_strong", pretrained=True)
+    assert {"frame_mn06.as_strong", "frame_mn10.as_strong", "fpasst.as_strong"} <= set(strong)
+    rows = zoo.zoo_rows(strong, measure=_fake_measure(zoo, []))
+    assert all(row.num_classes == 447 for row in rows)
+    (row,) = zoo.zoo_rows(["frame_mn06.as_strong"])  # measured on the built model
+    line = zoo.render_row(row)
+    assert "| 16 kHz | 40 ms | 576 | 447 |" in line, line
+
+
 def _hooked_macs(model: audiozoo.AudioModel, seconds: float) -> int:
     """MACs of backbone + head from forward hooks: conv = out elements × (C_in / groups) × kernel
     area, linear = out elements × in_features."""

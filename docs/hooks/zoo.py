@@ -24,9 +24,12 @@ from audiozoo.stats import count_macs, count_parameters
 
 SECONDS = 10  # MACs are reported for this much audio
 
-METRIC_NAMES = {"mAP": "mAP", "accuracy": "accuracy", "acc": "accuracy"}
+# keys in lower case: tags spell metrics either way (``audioset_mAP``, ``audioset_strong_PSDS1``)
+METRIC_NAMES = {"map": "mAP", "accuracy": "accuracy", "acc": "accuracy", "psds1": "PSDS1"}
 DATASET_NAMES = {
     "audioset": "AudioSet",
+    "audioset_strong": "AudioSet-Strong",
+    "desed": "DESED",
     "fsd50k": "FSD50K",
     "openmic": "OpenMIC",
     "speech_commands": "Speech Commands V2",
@@ -141,7 +144,8 @@ def fmt_metric(metrics: dict[str, float]) -> str:
     out = []
     for key, value in metrics.items():
         dataset, _, metric = key.rpartition("_")
-        label = f"{DATASET_NAMES.get(dataset, dataset)} {METRIC_NAMES.get(metric, metric)}".strip()
+        name = METRIC_NAMES.get(metric.lower(), metric)
+        label = f"{DATASET_NAMES.get(dataset.lower(), dataset)} {name}".strip()
         out.append(f"{label} {value:g}")
     return "<br>".join(out) or "–"
 
@@ -212,6 +216,9 @@ def render_page(rows: list[ZooRow]) -> str:
         "audio as overlapping windows).",
         "- **frame hop** is `model.frame_hop`: the time between output frames of frame heads "
         "and `model.embed(x, frames=True)`. **embedding** is `model.num_features`.",
+        "- **classes** are the outputs of the checkpoint's head. The sound event detection tags "
+        "(`*.as_strong`, PretrainedSED) give 447 AudioSet-Strong classes for every 40 ms frame; "
+        "see the [sound event detection guide](guides/sed.md).",
         "- **upstream metric** is the result the authors report for these weights; audiozoo "
         "reproduces their outputs (see the parity tests), it does not re-evaluate them.",
         "- The weights keep the **license** of their release.",
