@@ -100,17 +100,17 @@ def test_errors_share_one_base_and_builtin_types():
 
 
 def test_input_goes_to_the_model_device(model, clip, monkeypatch):
-    """_prepare hands the model's device to as_waveform, which moves tensors that are elsewhere."""
-    import audiozoo.model as model_module
+    """The model hands its device to as_waveform, which moves tensors that are elsewhere."""
+    import audiozoo._inputs as inputs_module
 
     seen = []
-    real = model_module.as_waveform
+    real = inputs_module.as_waveform
 
-    def spy(audio, *, device=None, name="waveform"):
+    def spy(audio, *, device=None, name="waveform", max_amplitude=None):
         seen.append(device)
-        return real(audio, device=torch.device("cpu"), name=name)
+        return real(audio, device=torch.device("cpu"), name=name, max_amplitude=max_amplitude)
 
-    monkeypatch.setattr(model_module, "as_waveform", spy)
+    monkeypatch.setattr(inputs_module, "as_waveform", spy)
     monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("cuda", 3)))
     model(clip)
     assert seen == [torch.device("cuda", 3)]
@@ -123,7 +123,7 @@ def test_model_device_follows_parameters():
 
 def test_padding_and_windows_stay_on_the_input_device():
     """Everything after validation creates its tensors on the input's device (checked on meta)."""
-    from audiozoo import _windows
+    from audiozoo import _outputs, _windows
 
     torch.manual_seed(0)
     m = audiozoo.create(
@@ -135,7 +135,7 @@ def test_padding_and_windows_stay_on_the_input_device():
     m.to("meta")
     windows = _windows.split(torch.empty(2, n, device="meta"), plan)
     spec = torch.empty(windows.shape[0], 1, 128, m.frontend.num_frames(plan.length), device="meta")
-    out = m.head(m._merge(m.backbone(spec), plan))
+    out = m.head(_outputs.merge(m, m.backbone(spec), plan))
     assert out.device.type == "meta" and out.shape == (2, plan.out_frames, 3)
 
 
@@ -166,8 +166,10 @@ def test_cpu_input_to_cuda_model(model, clip):
 
 
 def test_audio_shorter_than_one_frame_is_padded(model):
-    """A 1-sample click (shorter than any analysis frame) works: zero-padded at the end."""
+    """A 1-sample click (shorter than any analysis frame) works: zero-padded at the end, with a
+    warning (tests/test_input_faults.py)."""
     click = torch.tensor([[0.5]])
-    out = model(click)
-    torch.testing.assert_close(out, model(torch.tensor([[0.5, 0.0]])))
+    with pytest.warns(UserWarning, match="shorter than one analysis window"):
+        out = model(click)
+        torch.testing.assert_close(out, model(torch.tensor([[0.5, 0.0]])))
     assert out.shape == (1, 527) and torch.isfinite(out).all()

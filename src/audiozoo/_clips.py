@@ -23,10 +23,10 @@ from .frontends.base import Frontend
 
 __all__ = [
     "ClipGroup",
+    "backbone_input",
     "encode_clips",
     "groups_by",
     "scatter_list",
-    "scatter_outputs",
     "scatter_rows",
 ]
 
@@ -54,6 +54,15 @@ def groups_by(items: Sequence[T], key: Callable[[T], K]) -> dict[K, list[int]]:
     for i, item in enumerate(items):
         out.setdefault(key(item), []).append(i)
     return out
+
+
+def backbone_input(spec: torch.Tensor, backbone: Backbone) -> torch.Tensor:
+    """The frontend's float32 spectrogram in the backbone's dtype: a model in float16 or bfloat16
+    (``model.half()``) keeps its frontend in float32 (:meth:`audiozoo.Frontend._apply`)."""
+    param = next(backbone.parameters(), None)
+    if param is None or not param.is_floating_point() or param.dtype == spec.dtype:
+        return spec
+    return spec.to(param.dtype)
 
 
 def _split_rows(x: torch.Tensor, rows: list[int]) -> list[torch.Tensor]:
@@ -136,7 +145,7 @@ def encode_clips(
         groups.append(ClipGroup(idx, p, _windows.split(torch.stack([clips[i] for i in idx]), p)))
     specs: list[torch.Tensor] = [torch.empty(0)] * len(groups)
     for members in groups_by(groups, lambda g: g.windows.shape[-1]).values():
-        out = frontend(torch.cat([groups[g].windows for g in members]))
+        out = backbone_input(frontend(torch.cat([groups[g].windows for g in members])), backbone)
         parts = _split_rows(out, [groups[g].rows for g in members])
         for g, part in zip(members, parts, strict=True):
             specs[g] = part
@@ -172,25 +181,3 @@ def _backbone_groups(
         for g, part in zip(members, parts, strict=True):
             out[g] = part
     return out  # type: ignore[return-value]
-
-
-def scatter_outputs(
-    groups: list[ClipGroup], per_group: dict[int, dict[str, Any]], frames: bool | str
-) -> dict[str, Any]:
-    """``embed``'s per-group outputs (``per_group[id(group)][layer]``: clip (rows, C), frames
-    (rows, T', C) or the pair for ``frames="both"``) -> per layer, in clip order: clip
-    embeddings (B, C), a list of B frame tensors, or the pair."""
-
-    def gather(key: str, part: int | None) -> Any:
-        def pick(g: ClipGroup) -> Any:
-            value = per_group[id(g)][key]
-            return value if part is None else value[part]
-
-        if frames is True or part == 1:
-            return scatter_list(groups, lambda g: list(pick(g)))
-        return scatter_rows(groups, pick)
-
-    return {
-        key: (gather(key, 0), gather(key, 1)) if frames == "both" else gather(key, None)
-        for key in next(iter(per_group.values()))
-    }

@@ -18,6 +18,7 @@ from torch import nn
 
 from . import format as audiozoo_format
 from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError
+from ._freeze import check_freeze
 from ._registry import heads
 from ._zoo import get_architecture, get_frontend_class
 from .backbones.base import Backbone
@@ -121,7 +122,8 @@ def create(
         head: None keeps the checkpoint's own head; a registered head name or an ``nn.Module``
             (called with :class:`~audiozoo.backbones.Features`) replaces it.
         num_classes: outputs of a replaced head (required with ``head=``).
-        freeze: ``True`` freezes frontend and backbone, an int the first N backbone stages.
+        freeze: ``True`` freezes frontend and backbone, an int the frontend and the first N
+            backbone stages (see :meth:`~audiozoo.AudioModel.freeze`); anything else raises.
         frontend: override the checkpoint's frontend: a dict of changed arguments (e.g.
             ``{"freqm": 48, "augment": True}``), a registered name, or a Frontend instance.
         cache_dir: where downloaded and converted weights are cached (default: ``AUDIOZOO_CACHE``
@@ -131,6 +133,7 @@ def create(
     Returns:
         The :class:`~audiozoo.AudioModel`, in eval mode.
     """
+    check_freeze(freeze)  # before anything is downloaded or built
     resolved = resolve(name, pretrained=pretrained, cache_dir=cache_dir)
     cfg = resolved.cfg
     kwargs = {**cfg.backbone_kwargs, **backbone_kwargs}

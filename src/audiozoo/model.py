@@ -1,18 +1,26 @@
-"""AudioModel: frontend + backbone + head, with freezing, embeddings and the audiozoo format."""
+"""AudioModel: frontend + backbone + head, with freezing, embeddings and the audiozoo format.
+
+Input checks and resampling live in :mod:`audiozoo._inputs`, windows in :mod:`audiozoo._windows`,
+outputs from per-window features in :mod:`audiozoo._outputs`, variable-length batches in
+:mod:`audiozoo._clips`, layers in :mod:`audiozoo._layers`, the freezing rules in
+:mod:`audiozoo._freeze`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from . import _layers, _windows
-from ._audio import as_clip_list, as_waveform, is_clip_list
-from ._clips import ClipGroup, encode_clips, groups_by, scatter_list, scatter_outputs, scatter_rows
+from . import _freeze, _inputs, _layers, _outputs, _windows
+from ._audio import is_clip_list
+from ._clips import ClipGroup, backbone_input, encode_clips, scatter_list, scatter_rows
 from ._registry import frontends
 from ._version import __version__
 from .backbones.base import Backbone, Features
@@ -77,9 +85,10 @@ class AudioModel(nn.Module):
         self.arch = pretrained_cfg.arch
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.labels = labels
-        self._frozen_stages = 0  # 0: nothing frozen; len(stages) + 1: frontend and backbone
+        self._frozen_stages = 0  # 0: nothing frozen; len(stages): frontend and backbone
+        self._frozen_by_freeze: set[str] = set()  # parameters freeze() switched off
         if getattr(head, "needs_layers", False) and getattr(head, "layer_dims", 0) is None:
-            head.bind(self._probe_layer_dims())  # type: ignore[operator]
+            head.bind(_outputs.layer_dims(self))  # type: ignore[operator]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -91,7 +100,7 @@ class AudioModel(nn.Module):
     def frame_hop(self) -> float:
         """Seconds between consecutive output frames of frame heads and ``embed(frames=True)``
         (a head with fixed windows of ``seq_len`` frames: ``window_seconds / seq_len``)."""
-        fixed = self._fixed_windows()
+        fixed = _windows.head_windows(self.head, self.frontend.sample_rate)
         if fixed is not None and fixed[1] is not None:
             return fixed[0] / fixed[1] / self.frontend.sample_rate
         return self.frontend.hop_length * self.backbone.time_stride / self.frontend.sample_rate
@@ -118,12 +127,14 @@ class AudioModel(nn.Module):
         """Run the model on audio of any length.
 
         Without ``sample_rate`` the input is assumed to be at :attr:`sample_rate` (it is not
-        checked: audio at another rate gives wrong outputs silently); with it, the input is
-        resampled to :attr:`sample_rate` first. Short clips are zero-padded to the shortest length
-        the model accepts; on backbones with a maximum input length (PaSST, AST) longer clips run
-        in overlapping windows (see ``docs/guides/long-and-short-audio.md``): clip heads run on
-        every window and their outputs are averaged, frame heads run once on the stitched frames.
-        A head with fixed windows (``sed``) runs on each window; its frames are concatenated.
+        checked: audio at another rate gives wrong outputs silently); with it (a positive integer
+        number of Hz, at least 1000), the input is resampled to :attr:`sample_rate` first. Short
+        clips are zero-padded to the shortest length the model accepts (a clip shorter than one
+        analysis window of the frontend also gets a warning); on backbones with a maximum input
+        length (PaSST, AST) longer clips run in overlapping windows (see
+        ``docs/guides/long-and-short-audio.md``): clip heads run on every window and their
+        outputs are averaged, frame heads run once on the stitched frames. A head with fixed
+        windows (``sed``) runs on each window; its frames are concatenated.
 
         Clips of different lengths: pass a list of 1-D clips (tensors or numpy arrays; a 2-D item
         is (channels, N) and is mixed to mono), or a padded (B, N) batch with ``lengths=`` (real
@@ -141,23 +152,14 @@ class AudioModel(nn.Module):
 
         Returns:
             (B, K) clip logits, (B, T', K) frame logits (``T' ≈ ceil(N / frame_hop)``, frames
-            :attr:`frame_hop` seconds apart) or (B, C) embeddings, depending on the head; without
-            the batch axis for a single (N,) clip. For a list of clips or ``lengths=``: clip
-            outputs (B, K), frame outputs a list of B tensors (T'_i, K).
+            :attr:`frame_hop` seconds apart; see the guide for a clip within one window) or (B, C) embeddings, depending
+            on the head; without the batch axis for a single (N,) clip. For a list of clips or
+            ``lengths=``: clip outputs (B, K), frame outputs a list of B tensors (T'_i, K).
         """
-        wanted = self._head_layers()
-        if lengths is not None or is_clip_list(waveform):
-            groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
-            if getattr(self.head, "output", "clip") == "frame":
-                return scatter_list(groups, lambda g: list(self._frame_logits(g.feats, g.plan)))
-            return scatter_rows(groups, lambda g: _windows.average(self.head(g.feats), g.plan))
-        wave, unbatched = self._prepare(waveform, sample_rate)
-        feats, plan = self._encode(wave, wanted)
-        if getattr(self.head, "output", "clip") == "frame":
-            out = self._frame_logits(feats, plan)
-        else:  # clip heads, embedding heads and plain modules: per window, then the mean
-            out = _windows.average(self.head(feats), plan)
-        return out[0] if unbatched else out
+        frame = getattr(self.head, "output", "clip") == "frame"
+        # clip heads, embedding heads and plain modules: per window, then the mean
+        fn = _outputs.frame_logits if frame else _outputs.window_mean
+        return self._each(waveform, sample_rate, lengths, fn, frames=int(frame))[0]
 
     def clip_logits(
         self, waveform: Any, sample_rate: int | None = None, lengths: Any = None
@@ -172,51 +174,22 @@ class AudioModel(nn.Module):
         Raises:
             TypeError: for frame heads without a clip output (``frame``, ``rnn``).
         """
-        wanted = self._head_layers()
-        if lengths is not None or is_clip_list(waveform):
-            groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
-            return scatter_rows(groups, lambda g: self._clip(g.feats, g.plan))
-        wave, unbatched = self._prepare(waveform, sample_rate)
-        feats, plan = self._encode(wave, wanted)
-        out = self._clip(feats, plan)
-        return out[0] if unbatched else out
+        return self._each(waveform, sample_rate, lengths, _outputs.clip_logits)[0]  # type: ignore[no-any-return]
 
     def frame_and_clip_logits(
-        self, waveform: Any, sample_rate: int | None = None
+        self, waveform: Any, sample_rate: int | None = None, lengths: Any = None
     ) -> FrameClipLogits:
         """:meth:`forward`'s frame logits (B, T', K) and :meth:`clip_logits` (B, K) from one
-        pass through frontend and backbone (heads with a clip output: ``sed``)."""
+        pass through frontend and backbone (heads with a clip output: ``sed``). Same input
+        handling as :meth:`forward`: for a list of clips or ``lengths=`` the frames are a list
+        of (T'_i, K) tensors."""
         if getattr(self.head, "output", "clip") != "frame":
             raise TypeError(
                 f"frame_and_clip_logits needs a frame head with a clip output (such as 'sed'), "
                 f"not {type(self.head).__name__}; use model(wave) or model.clip_logits(wave)"
             )
-        wave, unbatched = self._prepare(waveform, sample_rate)
-        feats, plan = self._encode(wave, self._head_layers())
-        clip = self._clip(feats, plan)
-        frames = self._frame_logits(feats, plan)
-        return FrameClipLogits(frames[0], clip[0]) if unbatched else FrameClipLogits(frames, clip)
-
-    def _frame_logits(self, feats: Features, plan: _windows.WindowPlan) -> torch.Tensor:
-        """A frame head's (B, T', K) output: per fixed window then concatenated (``sed``), or
-        once on the stitched frames."""
-        if self._fixed_windows() is not None:
-            return _windows.stitch_frames(self.head(feats), plan)
-        return self.head(self._merge(feats, plan))  # type: ignore[no-any-return]
-
-    def _clip(self, feats: Features, plan: _windows.WindowPlan) -> torch.Tensor:
-        head = self.head
-        clip = getattr(head, "clip", None)
-        if callable(clip):
-            if self._fixed_windows() is not None:
-                return _windows.average(clip(feats), plan)
-            return clip(self._merge(feats, plan))
-        if getattr(head, "output", "clip") == "clip":
-            return _windows.average(head(feats), plan)
-        raise TypeError(
-            f"{type(head).__name__} has no clip output ({getattr(head, 'output', '?')} head); "
-            "clip_logits needs a clip head or a frame head with one (such as 'sed')"
-        )
+        fns = (_outputs.frame_logits, _outputs.clip_logits)
+        return FrameClipLogits(*self._each(waveform, sample_rate, lengths, *fns, frames=1))
 
     def embed(
         self,
@@ -252,40 +225,48 @@ class AudioModel(nn.Module):
         if frames not in (True, False, "both"):
             raise ValueError(f"frames= must be True, False or 'both', got {frames!r}")
         names = self.layer_names
-        chosen = None if layers is None else _layers.layer_indices(names, layers, self.arch)
-        wanted = [i for i in chosen if i != len(names) - 1] if chosen is not None else []
+        last = len(names) - 1
+        chosen = [last] if layers is None else _layers.layer_indices(names, layers, self.arch)
+        seq = [partial(_outputs.layer_frames, index=i) for i in chosen] if frames else []
+        pooled = [] if frames is True else [partial(_outputs.layer_clip, index=i) for i in chosen]
+        hidden = [i for i in chosen if i != last]
+        out = self._each(
+            waveform, sample_rate, lengths, *seq, *pooled, frames=len(seq), layers=hidden
+        )
+        k = len(chosen)
+        values = [(out[k + j], out[j]) if frames == "both" else out[j] for j in range(k)]
+        if layers is None:
+            return values[0]
+        return dict(zip([names[i] for i in chosen], values, strict=True))
 
-        def outputs(feats: Features, plan: _windows.WindowPlan) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for i in chosen if chosen is not None else [len(names) - 1]:
-                name = names[i]
-                layer = feats if i == len(names) - 1 else (feats.layers or {})[name]
-                clip = None if frames is True else _windows.average(layer.pooled(), plan)
-                seq = None
-                if frames:
-                    ratio = _layers.layer_ratio(self.backbone, i)
-                    _layers.check_layer_frames(self.backbone, i, layer, feats, ratio)
-                    if i != len(names) - 1 and self._fixed_windows() is not None:
-                        seq = self._stitch_fixed_layer(i, layer, plan).frames()
-                    else:
-                        seq = self._stitch_layer(layer, plan, ratio).frames()
-                out[name] = clip if seq is None else seq if clip is None else (clip, seq)
-            return out
-
+    def _each(
+        self,
+        waveform: Any,
+        sample_rate: Any,
+        lengths: Any,
+        *fns: Callable[..., torch.Tensor],
+        frames: int = 0,
+        layers: list[int] | None = None,
+    ) -> tuple[Any, ...]:
+        """``fn(model, features, plan)`` for each of ``fns`` on a batch, one clip or a list of clips
+        (or ``lengths=``); the first ``frames`` of them give frame outputs (a list per clip for a
+        list input), the others (B, ...) rows. ``layers``:
+        hidden layers to record (default: those the head reads)."""
+        wanted = self._head_layers() if layers is None else layers
         if lengths is not None or is_clip_list(waveform):
-            groups = self._encode_clips(self._prepare_clips(waveform, lengths, sample_rate), wanted)
-            per_layer = scatter_outputs(
-                groups, {id(g): outputs(g.feats, g.plan) for g in groups}, frames
+            clips = _inputs.prepare_clips(
+                self.frontend, waveform, lengths, sample_rate, self.device
             )
-            return per_layer if chosen is not None else per_layer[names[-1]]
-        wave, unbatched = self._prepare(waveform, sample_rate)
+            groups = self._encode_clips(clips, wanted)
+            return tuple(
+                scatter_list(groups, lambda g, fn=fn: list(fn(self, g.feats, g.plan)))  # type: ignore[misc]
+                if i < frames
+                else scatter_rows(groups, lambda g, fn=fn: fn(self, g.feats, g.plan))  # type: ignore[misc]
+                for i, fn in enumerate(fns)
+            )
+        wave, unbatched = _inputs.prepare(self.frontend, waveform, sample_rate, self.device)
         feats, plan = self._encode(wave, wanted)
-        result = outputs(feats, plan)
-        if unbatched:
-            result = {
-                k: (v[0][0], v[1][0]) if isinstance(v, tuple) else v[0] for k, v in result.items()
-            }
-        return result if chosen is not None else result[names[-1]]
+        return tuple(fn(self, feats, plan)[0] if unbatched else fn(self, feats, plan) for fn in fns)
 
     def features(self, waveform: torch.Tensor) -> Features:
         """Backbone features of a validated (B, N) float32 waveform at :attr:`sample_rate`.
@@ -298,13 +279,7 @@ class AudioModel(nn.Module):
             For a head with fixed windows the grid is (B, C, 1, T'): the frames the head reads
             (its ``sequence()``, e.g. resampled to ``seq_len`` per window), concatenated.
         """
-        return self._merge(*self._encode(waveform))
-
-    def _fixed_windows(self) -> tuple[int, int | None, float] | None:
-        return _windows.head_windows(self.head, self.frontend.sample_rate)
-
-    def _plan(self, num_samples: int) -> _windows.WindowPlan:
-        return _windows.plan_for_head(self.frontend, self.backbone, self.head, num_samples)
+        return _outputs.merge(self, *self._encode(waveform))
 
     # ------------------------------------------------------------------ layers
     @property
@@ -320,35 +295,6 @@ class AudioModel(nn.Module):
         strides = self.backbone.layer_time_strides()
         return {n: hop * s for n, s in zip(self.layer_names, strides, strict=True)}
 
-    def _stitch_fixed_layer(
-        self, index: int, layer: Features, plan: _windows.WindowPlan
-    ) -> Features:
-        """A hidden layer's frames from the fixed windows of a head such as ``sed``: the
-        windows' own frames on the layer's grid (not the head's resampled one), joined in time."""
-        hop = self.frontend.hop_length * self.backbone.layer_time_strides()[index]
-        grid_plan = _layers.fixed_window_plan(
-            plan, hop, layer.grid.shape[-1], f"the {type(self.head).__name__} head's windows"
-        )
-        token = None if layer.token is None else _windows.average(layer.token, plan)
-        return Features(grid=_windows.stitch(layer.grid, grid_plan), token=token)
-
-    def _stitch_layer(self, layer: Features, plan: _windows.WindowPlan, ratio: int) -> Features:
-        if ratio == 1:
-            return self._merge(layer, plan)
-        return self._merge(layer, _windows.layer_plan(plan, ratio, layer.grid.shape[-1]))
-
-    def _probe_layer_dims(self) -> list[int]:
-        """Width of every layer, from one dry run on silence of the shortest accepted length."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                n = _windows.min_samples(self.frontend, self.backbone)
-                out = self.embed(torch.zeros(1, n, device=self.device), layers="all")
-        finally:
-            self.train(was_training)
-        return [int(v.shape[-1]) for v in out.values()]
-
     def _head_layers(self) -> list[int]:
         """Stages whose features the head consumes (heads with ``needs_layers``), else []."""
         if not getattr(self.head, "needs_layers", False):
@@ -356,13 +302,16 @@ class AudioModel(nn.Module):
         return list(range(len(self.layer_names) - 1))
 
     # ------------------------------------------------------------------ encoding
+    def _plan(self, num_samples: int) -> _windows.WindowPlan:
+        return _windows.plan_for_head(self.frontend, self.backbone, self.head, num_samples)
+
     def _encode(
         self, wave: torch.Tensor, layers: list[int] | None = None
     ) -> tuple[Features, _windows.WindowPlan]:
         """Pad or cut (B, N) into windows and run frontend + backbone on all windows at once."""
         plan = self._plan(wave.shape[-1])
         with self._no_grad_if_frozen():
-            spec = self.frontend(_windows.split(wave, plan))
+            spec = backbone_input(self.frontend(_windows.split(wave, plan)), self.backbone)
             feats = _layers.run_backbone(self.backbone, spec, layers or [])
         assert feats is not None  # only forward_lengths may decline
         return feats, plan
@@ -372,63 +321,25 @@ class AudioModel(nn.Module):
         with self._no_grad_if_frozen():
             return encode_clips(clips, layers, self._plan, self.frontend, self.backbone)
 
-    def _prepare_clips(self, waveform: Any, lengths: Any, sample_rate: int | None) -> list[Any]:
-        clips = as_clip_list(waveform, lengths, device=self.device)
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            from .resample import resample
-
-            out: list[torch.Tensor | None] = [None] * len(clips)
-            for idx in groups_by(clips, lambda c: c.shape[-1]).values():
-                batch = resample(
-                    torch.stack([clips[i] for i in idx]), int(sample_rate), self.sample_rate
-                )
-                for row, i in enumerate(idx):
-                    out[i] = batch[row]
-            clips = out  # type: ignore[assignment]
-        return clips
-
-    def _merge(self, feats: Features, plan: _windows.WindowPlan) -> Features:
-        """Per-window features -> one Features per clip (stitched grid, averaged token)."""
-        token = None if feats.token is None else _windows.average(feats.token, plan)
-        if self._fixed_windows() is not None:
-            sequence = getattr(self.head, "sequence", None)
-            frames = sequence(feats) if callable(sequence) else feats.frames()  # (B*n, T'w, C)
-            grid = _windows.stitch_frames(frames, plan).transpose(1, 2).unsqueeze(2)
-            return Features(grid=grid, token=token)
-        # a backbone's own chunks (CED) only exist when AudioModel did not window the clip
-        chunks = feats.chunk_tokens if plan.count == 1 else None
-        return Features(grid=_windows.stitch(feats.grid, plan), token=token, chunk_tokens=chunks)
-
-    def _prepare(self, waveform: Any, sample_rate: int | None) -> tuple[torch.Tensor, bool]:
-        wave, unbatched = as_waveform(waveform, device=self.device)
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            from .resample import resample
-
-            wave = resample(wave, int(sample_rate), self.sample_rate)
-        return wave, unbatched
-
     # ------------------------------------------------------------------ freezing
     def freeze(self, stages: bool | int = True) -> AudioModel:
-        """Freeze the frontend and backbone (``True``) or the first ``stages`` backbone stages.
+        """Freeze exactly the frontend and the first ``stages`` backbone stages (``True``: the
+        whole backbone; ``False`` or 0: nothing) and unfreeze the rest.
 
         Frozen parts get ``requires_grad=False`` *and* stay in eval mode after ``model.train()``,
         so their BatchNorm statistics and dropout do not change. When the whole backbone is frozen,
-        its forward runs under ``torch.no_grad()`` (no autograd graph, less memory).
+        its forward runs under ``torch.no_grad()`` (no autograd graph, less memory). Parts that
+        are no longer frozen get ``requires_grad=True`` back for the parameters ``freeze`` had
+        switched off (one you set to ``False`` yourself before stays ``False``) and follow
+        ``train()``/``eval()`` again.
+
+        Raises:
+            RegistryError: for anything but a bool or an integer from 0 to the number of stages.
         """
-        all_stages = self.backbone.stages()
-        n = len(all_stages) if stages is True else int(stages)
-        if not 0 <= n <= len(all_stages):
-            raise ValueError(
-                f"freeze={stages!r}: the backbone has {len(all_stages)} stages; pass True, False "
-                f"or a number of stages from 0 to {len(all_stages)}"
-            )
-        modules: list[nn.Module] = [self.frontend, *all_stages[:n]] if n else []
-        for m in modules:
-            for p in m.parameters():
-                p.requires_grad_(False)
+        n = _freeze.frozen_stages(stages, len(self.backbone.stages()))
+        self._frozen_by_freeze = _freeze.set_frozen(self, n, self._frozen_by_freeze)
         self._frozen_stages = n
-        self.train(self.training)
-        return self
+        return self.train(self.training)
 
     @property
     def frozen(self) -> bool:
@@ -437,12 +348,7 @@ class AudioModel(nn.Module):
 
     def train(self, mode: bool = True) -> AudioModel:
         super().train(mode)
-        if self._frozen_stages:
-            self.frontend.eval()
-            if self.frozen:
-                self.backbone.eval()
-            for stage in self.backbone.stages()[: self._frozen_stages]:
-                stage.eval()
+        _freeze.eval_frozen(self, self._frozen_stages)
         return self
 
     def _no_grad_if_frozen(self) -> contextlib.AbstractContextManager[Any]:

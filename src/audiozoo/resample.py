@@ -16,36 +16,48 @@ Example::
 from __future__ import annotations
 
 import math
-import operator
 from collections import OrderedDict
 from numbers import Integral
 
 import torch
 from torch import nn
 
-from ._errors import AudioTypeError
+from ._audio import check_sample_rate
+from ._errors import AudioTypeError, InvalidAudioError
 
 __all__ = ["Resampler", "resample"]
 
 _METHODS = ("sinc_interp_hann", "sinc_interp_kaiser")
 _KAISER_BETA = 14.769656459379492  # torchaudio's default
 _CACHE_SIZE = 8
+# Largest polyphase kernel (new x taps of the gcd-reduced rates): 2**25 taps, 268 MB in float64.
+# 44100 -> 32000 needs 320 x 459; an odd real rate such as 44056 -> 32000, 4000 x 5525.
+_MAX_KERNEL = 1 << 25
 
 
 def _check_rate(value: object, name: str) -> int:
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(
-            f"{name}={value!r} is not an integer: pass integer rates with the same ratio "
-            "(e.g. 44100 -> 5512.5 Hz as orig_freq=8, new_freq=1)"
+    hint = "pass integer rates with the same ratio: 44100 -> 5512.5 Hz as 8 -> 1"
+    return check_sample_rate(value, name, fraction_hint=hint)
+
+
+def _check_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> None:
+    """Refuse rates whose gcd-reduced ratio needs a polyphase kernel of gigabytes (a typo such
+    as 44101 Hz: 44101:32000 would be a 32000 x 44119 kernel, 11 GB in float64)."""
+    g = math.gcd(orig, new)
+    o, n = orig // g, new // g
+    taps = 2 * _kernel_width(o, n, lowpass_filter_width, rolloff) + o
+    if n * taps > _MAX_KERNEL:
+        raise InvalidAudioError(
+            f"resampling {orig} Hz to {new} Hz: the rates reduce only to {o}:{n}, which needs a "
+            f"{n} x {taps} polyphase kernel ({n * taps * 8 / 1e9:.1f} GB in float64; audiozoo "
+            f"refuses more than {_MAX_KERNEL} taps). Check the rate: a standard rate such as "
+            "44100 or 48000 reduces to a small ratio; or resample in two steps"
         )
-    try:
-        # int, integer-valued float, numpy integers; not bool (a likely argument mix-up)
-        rate = int(value) if isinstance(value, float) else operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        rate = 0
-    if isinstance(value, bool) or rate <= 0:
-        raise ValueError(f"{name} must be a positive integer sample rate in Hz, got {value!r}")
-    return rate
+
+
+def _kernel_width(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> int:
+    """Input samples of context on each side of the kernel, for gcd-reduced rates."""
+    return math.ceil(lowpass_filter_width * orig / (min(orig, new) * rolloff))
 
 
 def _check_options(
@@ -80,7 +92,7 @@ def _sinc_kernel(
         context are needed on each side.
     """
     cutoff = min(orig, new) * rolloff  # in units of the reduced rates
-    width = math.ceil(lowpass_filter_width * orig / cutoff)
+    width = _kernel_width(orig, new, lowpass_filter_width, rolloff)
     # t[j, k]: distance (in input samples scaled to the cutoff) between output phase j, at input
     # time j * orig / new, and input tap k - width.
     taps = torch.arange(-width, width + orig, dtype=torch.float64) / orig
@@ -149,7 +161,9 @@ def resample(
         itself when the rates are equal. float16/bfloat16 input is computed in float32.
 
     Raises:
-        ValueError: for non-integer or non-positive rates or invalid options.
+        InvalidAudioError: (a ValueError) for rates that are not positive integers (44100.5,
+            True, NaN) or whose reduced ratio needs a kernel of over 2**25 taps (44101 -> 32000).
+        ValueError: for invalid options.
         AudioTypeError: for a non-float waveform.
     """
     orig = _check_rate(orig_freq, "orig_freq")
@@ -158,6 +172,7 @@ def resample(
     dtype = _compute_dtype(waveform)
     if orig == new:
         return waveform
+    _check_kernel(orig, new, lowpass_filter_width, rolloff)
     g = math.gcd(orig, new)
     kernel, width = _sinc_kernel(
         orig // g, new // g, lowpass_filter_width, rolloff, resampling_method, beta
@@ -246,6 +261,7 @@ class Resampler(nn.Module):
         dtype = _compute_dtype(waveform)
         if orig == new:
             return waveform
+        _check_kernel(orig, new, self.lowpass_filter_width, self.rolloff)
         g = math.gcd(orig, new)
         kernel, width = self.kernel(orig // g, new // g, dtype, waveform.device)
         out = _apply_kernel(waveform.to(dtype), orig // g, new // g, kernel, width)

@@ -27,17 +27,28 @@ class Frontend(nn.Module, metaclass=abc.ABCMeta):
     take ``freqm``, ``timem`` and ``augment`` and call :meth:`_init_spec_augment` and
     :meth:`_spec_augment`.
 
+    A frontend computes in float32 whatever the model's dtype: ``model.half()`` or
+    ``model.to(torch.bfloat16)`` leave its floating-point buffers and parameters in float32 (see
+    :meth:`_apply`), and :class:`~audiozoo.AudioModel` casts the spectrogram to the backbone's
+    dtype.
+
     Attributes:
         sample_rate: the sample rate (Hz) the frontend expects its input at.
         hop_length: samples between two output frames.
         n_mels: number of frequency bins ``F`` of the output.
         min_samples: the shortest input (in samples) that yields at least one frame.
+        max_amplitude: the largest peak |sample| AudioModel accepts. 1e10, far above any audio
+            convention (int32 full scale is 2.1e9) and far below the amplitudes whose float32
+            power spectrum overflows in the shipped frontends (about 1e14 for BEATs' input
+            scale of 2**15, 1e16 and more for the others; tests/test_input_faults.py checks every
+            shipped configuration at this bound). A frontend with a larger gain lowers it.
     """
 
     sample_rate: int
     hop_length: int
     n_mels: int
     min_samples: int = 1
+    max_amplitude: float = 1e10
 
     @abc.abstractmethod
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -46,6 +57,29 @@ class Frontend(nn.Module, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def num_frames(self, num_samples: int) -> int:
         """Number of output frames ``T`` for an input of ``num_samples`` samples."""
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> Any:
+        """``nn.Module._apply`` (behind ``.to()``, ``.half()``, ``.cuda()``, ...) that keeps
+        float32 tensors float32 with their exact values: devices follow the model, dtypes do not
+        (filterbanks and windows in float16 would lose the spectrogram's quiet bins, and the
+        frontends compute in float32)."""
+        float32: list[tuple[dict[str, Any], str, torch.Tensor]] = [
+            (slots, key, t.detach())
+            for module in self.modules()
+            for slots in (module._parameters, module._buffers)
+            for key, t in slots.items()
+            if t is not None and t.dtype == torch.float32
+        ]
+        out = super()._apply(fn, *args, **kwargs)
+        for slots, key, old in float32:  # the exact float32 values, on the new device
+            new = slots[key]
+            if new is None or new.dtype == torch.float32:
+                continue
+            if isinstance(new, nn.Parameter):
+                new.data = old.to(new.device)
+            else:
+                slots[key] = old.to(new.device)
+        return out
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable constructor arguments; ``cls(**config())`` rebuilds the frontend."""
