@@ -164,8 +164,8 @@ def _check_dist(session: nox.Session, dist: Path) -> None:
     problems = []
     if "audiozoo/py.typed" not in wheel_names:
         problems.append("the wheel lacks audiozoo/py.typed")
-    if "audiozoo/cli.py" not in wheel_names:
-        problems.append("the wheel lacks audiozoo/cli.py")
+    if "audiozoo/cli/__init__.py" not in wheel_names:
+        problems.append("the wheel lacks the audiozoo.cli package")
     for kind, names in (("wheel", wheel_names), ("sdist", sdist_names)):
         for name in names:
             parts = name.split("/")

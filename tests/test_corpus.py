@@ -295,4 +295,6 @@ def test_tag_threshold_top_k_csv_and_output(tmp_path: Path, capsys) -> None:
         and first[1] == "1"
         and float(first[-1]) == full[files[0]][0]["probability"]
     )
-    assert main(["tag", *files, "--model", name, "--threshold", "1.5"]) == 1
+    with pytest.raises(SystemExit) as usage:  # an invalid option is argparse's usage error
+        main(["tag", *files, "--model", name, "--threshold", "1.5"])
+    assert usage.value.code == 2

@@ -23,6 +23,8 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
             "_errors",
+            "_checks",
+            "_budget",
             "_version",
             "_discovery",
             "_registry",
@@ -40,7 +42,9 @@ LAYERS: dict[str, int] = {
         ],
         0,
     ),
-    **dict.fromkeys(["integrity", "cache", "_http", "download", "checkpoints", "format"], 1),
+    **dict.fromkeys(
+        ["integrity", "cache", "_http", "download", "checkpoints", "format", "_format_config"], 1
+    ),
     **dict.fromkeys(
         [
             "model",
@@ -58,7 +62,7 @@ LAYERS: dict[str, int] = {
         ],
         2,
     ),
-    **dict.fromkeys(["_zoo", "_factory"], 3),
+    **dict.fromkeys(["_zoo", "_factory", "_preflight"], 3),
     **dict.fromkeys(["__init__", "cli", "__main__"], 4),
 }
 
@@ -176,7 +180,7 @@ def test_the_check_sees_function_local_imports(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "outside", ["docs/hooks", "docs/scripts", "benchmarks", "examples", "src/audiozoo/cli.py"]
+    "outside", ["docs/hooks", "docs/scripts", "benchmarks", "examples", "src/audiozoo/cli"]
 )
 def test_outside_code_imports_no_private_module(outside: str):
     root = SRC.parent / outside

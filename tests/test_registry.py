@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -123,7 +125,8 @@ def test_entry_point_plugins_load_lazily_and_broken_ones_warn(tmp_path):
         print("ok")
         """
     )
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    src = Path(audiozoo.__file__).resolve().parents[1]  # the audiozoo under test, not an install
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(src)]), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )

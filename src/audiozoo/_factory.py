@@ -9,16 +9,20 @@ strictly and freezes, in that order and only here::
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from . import format as audiozoo_format
-from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError
+from ._budget import AllocationBudget
+from ._errors import AudiozooError, CheckpointError, PretrainedUnavailableError, RegistryError
 from ._freeze import check_freeze
+from ._preflight import Shapes, backbone_budget, check_part, format_weights
 from ._registry import heads
 from ._zoo import get_architecture, get_frontend_class
 from .backbones.base import Backbone
@@ -33,6 +37,7 @@ __all__ = ["Resolved", "build_frontend", "create", "resolve"]
 
 StateDict = dict[str, torch.Tensor]
 Pretrained = bool | str | os.PathLike[str]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,29 @@ def _check_pretrained(pretrained: Any) -> None:
         return
     if isinstance(pretrained, (str, os.PathLike)) and os.fspath(pretrained):
         return
-    raise TypeError(
+    raise RegistryError(
         f"pretrained= must be True (the tag's weights), False (random init) or a checkpoint "
         f"path or URL, got {pretrained!r}"
     )
+
+
+def _check_arguments(head: Any, num_classes: Any, frontend: Any, cache_dir: Any) -> None:
+    """create()'s arguments, checked before anything is read or built."""
+    if head is not None and not isinstance(head, (str, nn.Module)):
+        raise RegistryError(f"head= must be a registered name or an nn.Module, got {head!r}")
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise RegistryError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if frontend is not None and not isinstance(frontend, (str, dict, Frontend)):
+        raise RegistryError(
+            f"frontend= must be a dict of arguments, a registered name or a Frontend, "
+            f"got {type(frontend).__name__}"
+        )
+    if isinstance(frontend, dict) and not all(isinstance(k, str) for k in frontend):
+        raise RegistryError(f"frontend= argument names must be strings, got {list(frontend)}")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise RegistryError(f"cache_dir= must be a folder path, got {cache_dir!r}")
 
 
 def resolve(
@@ -133,23 +157,47 @@ def create(
     Returns:
         The :class:`~audiozoo.AudioModel`, in eval mode.
     """
-    check_freeze(freeze)  # before anything is downloaded or built
+    _check_arguments(head, num_classes, frontend, cache_dir)
+    check_freeze(freeze)  # its type; the range is checked against the backbone's stages
     resolved = resolve(name, pretrained=pretrained, cache_dir=cache_dir)
     cfg = resolved.cfg
     kwargs = {**cfg.backbone_kwargs, **backbone_kwargs}
-    fe = build_frontend(cfg.frontend, frontend)
-    backbone = _build_backbone(cfg.arch, kwargs)
-    head_module, replaced = _build_head(cfg, head, num_classes, backbone.num_features)
+    state_dict: StateDict | None = None
+    shapes: Shapes | None = None
+    source = None
+    if resolved.name.is_format:  # config.json can come from anyone: see audiozoo._preflight
+        source = f"{resolved.name} config.json"
+        state_dict, shapes = format_weights(
+            resolved.name, resolved.weights, resolved.checkpoint, cfg.converter, cache_dir
+        )
+    exact = resolved.weights is not None  # weights that will be loaded must fit exactly
+    fe = build_frontend(cfg.frontend, frontend, source=source)
+    # with pretrained=False, backbone arguments of the caller are what the caller asked for
+    budget = backbone_budget(shapes, resolved.name) if exact or not backbone_kwargs else None
+    backbone = _build_backbone(cfg.arch, kwargs, source, budget)
+    if shapes is not None:
+        if exact:
+            what = f"backbone_kwargs {kwargs}"
+            check_part("backbone.", backbone.state_dict(), shapes, resolved.name, what, exact=True)
+        with torch.device("meta"):  # no memory: only the shapes are compared
+            own = _head_from_config(cfg.head_config(), backbone.num_features, source)
+        if not (getattr(own, "needs_layers", False) and getattr(own, "layer_dims", 0) is None):
+            what = f"the head {dict(cfg.head)}"
+            check_part("head.", own.state_dict(), shapes, resolved.name, what, exact=exact)
+    head_module, replaced = _build_head(cfg, head, num_classes, backbone.num_features, source)
+    labels = None if replaced or resolved.labels is None else list(resolved.labels)
+    outputs = getattr(head_module, "num_classes", None)
+    if labels is not None and outputs is not None and len(labels) != outputs:
+        raise RegistryError(
+            f"{cfg.name!r} has {len(labels)} labels for a head of {outputs} classes; a label set "
+            "must name every class, in output order"
+        )
     model = AudioModel(
-        fe,
-        backbone,
-        head_module,
-        pretrained_cfg=cfg,
-        backbone_kwargs=kwargs,
-        labels=None if replaced or resolved.labels is None else list(resolved.labels),
+        fe, backbone, head_module, pretrained_cfg=cfg, backbone_kwargs=kwargs, labels=labels
     )
     if resolved.weights is not None:
-        state_dict = _read_weights(resolved, model, replaced, cache_dir)
+        if state_dict is None:
+            state_dict = _read_weights(resolved, model, replaced, cache_dir)
         source = resolved.checkpoint or str(resolved.name)
         _load_weights(model, state_dict, cfg=cfg, head_replaced=replaced, source=source)
     if freeze is not False and freeze != 0:
@@ -158,8 +206,37 @@ def create(
 
 
 # ---------------------------------------------------------------------------------- parts
-def build_frontend(cfg: Any, override: str | dict[str, Any] | Frontend | None = None) -> Frontend:
-    """Frontend from a ``{"name": ..., **kwargs}`` config, with an optional override."""
+def _invalid(kind: str, name: str, source: str | None, exc: BaseException) -> RegistryError:
+    where = f" (from {source})" if source else ""
+    text = str(exc)
+    for prefix in (f"{name}: ", f"{kind} {name!r}: "):  # the constructors' checks name the part
+        text = text.removeprefix(prefix)
+    return RegistryError(f"invalid arguments for {kind} {name!r}{where}: {text}")
+
+
+# What a constructor raises for arguments it cannot build from (the argument checks' RegistryError,
+# torch's errors for negative sizes or failed allocations).
+_BUILD_ERRORS = (TypeError, ValueError, RuntimeError, OverflowError, MemoryError)
+
+
+def _construct(kind: str, name: str, source: str | None, build: Callable[[], T]) -> T:
+    """``build()``, with a failure for bad arguments as one RegistryError naming the part."""
+    try:
+        return build()
+    except _BUILD_ERRORS as exc:
+        if isinstance(exc, AudiozooError) and not isinstance(exc, RegistryError):
+            raise  # the allocation budget's CheckpointError, an InvalidAudioError, ...
+        raise _invalid(kind, name, source, exc) from None
+
+
+def build_frontend(
+    cfg: Any,
+    override: str | dict[str, Any] | Frontend | None = None,
+    *,
+    source: str | None = None,
+) -> Frontend:
+    """Frontend from a ``{"name": ..., **kwargs}`` config, with an optional override; ``source``
+    names where the config came from in error messages."""
     if isinstance(override, Frontend):
         return override
     if isinstance(override, str):
@@ -167,7 +244,7 @@ def build_frontend(cfg: Any, override: str | dict[str, Any] | Frontend | None = 
     elif isinstance(override, dict):
         cfg = {**cfg, **override}
     elif override is not None:
-        raise TypeError(
+        raise RegistryError(
             f"frontend= must be a dict of arguments, a registered name or a Frontend, "
             f"got {type(override).__name__}"
         )
@@ -177,21 +254,27 @@ def build_frontend(cfg: Any, override: str | dict[str, Any] | Frontend | None = 
     except KeyError:
         raise RegistryError(f"frontend config without a 'name': {dict(cfg)}") from None
     cls = get_frontend_class(name)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise RegistryError(f"invalid arguments for frontend {name!r}: {exc}") from None
+    return _construct("frontend", name, source, lambda: cls(**kwargs))
 
 
-def _build_backbone(arch: str, kwargs: dict[str, Any]) -> Backbone:
-    try:
-        return get_architecture(arch).builder(**kwargs)
-    except TypeError as exc:
-        raise RegistryError(f"invalid arguments for architecture {arch!r}: {exc}") from None
+def _build_backbone(
+    arch: str, kwargs: dict[str, Any], source: str | None, budget: AllocationBudget | None
+) -> Backbone:
+    builder = get_architecture(arch).builder
+
+    def build() -> Backbone:
+        with budget if budget is not None else contextlib.nullcontext():
+            return builder(**kwargs)
+
+    return _construct("architecture", arch, source, build)
 
 
 def _build_head(
-    cfg: PretrainedCfg, head: str | nn.Module | None, num_classes: int | None, num_features: int
+    cfg: PretrainedCfg,
+    head: str | nn.Module | None,
+    num_classes: int | None,
+    num_features: int,
+    source: str | None = None,
 ) -> tuple[nn.Module, bool]:
     """The checkpoint's own head, or a replacement. Returns (head, replaced)."""
     if head is None:
@@ -206,31 +289,23 @@ def _build_head(
                 f"{cfg.name!r} has no head of its own; pass head= (one of "
                 f"{', '.join(heads.names())}) and num_classes="
             )
-        return _head_from_config(cfg.head_config(), num_features), False
+        return _head_from_config(cfg.head_config(), num_features, source), False
     if isinstance(head, nn.Module):
         return head, True
-    if not isinstance(head, str):
-        raise TypeError(f"head= must be a registered name or an nn.Module, got {type(head)}")
     cls: type[Head] = heads.get(head)
     if cls.needs_num_classes and num_classes is None:
         raise RegistryError(
             f"head={head!r} needs num_classes=: the number of outputs of the new head"
         )
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise RegistryError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return cls(num_features, num_classes) if cls.needs_num_classes else cls(num_features), True
+    args = (num_features, num_classes) if cls.needs_num_classes else (num_features,)
+    return _construct("head", head, None, lambda: cls(*args)), True
 
 
-def _head_from_config(cfg: dict[str, Any], num_features: int) -> Head:
+def _head_from_config(cfg: dict[str, Any], num_features: int, source: str | None = None) -> Head:
     kwargs = dict(cfg)
     name = kwargs.pop("name")
     cls: type[Head] = heads.get(name)
-    try:
-        return cls(num_features, **kwargs)
-    except TypeError as exc:
-        raise RegistryError(f"invalid arguments for head {name!r}: {exc}") from None
+    return _construct("head", name, source, lambda: cls(num_features, **kwargs))
 
 
 # ---------------------------------------------------------------------------------- weights
@@ -258,7 +333,7 @@ def _read_weights(
     if resolved.weights == "release":
         expected = _own_shapes(model, cfg, head_replaced)
         return load_pretrained_state_dict(cfg, expected, cache_dir=cache_dir)
-    if resolved.weights == "format":
+    if resolved.weights == "format":  # fetched (and its header checked) before the build
         return audiozoo_format.read_weights(resolved.name, cache_dir)
     assert resolved.checkpoint is not None
     return read_checkpoint(resolved.checkpoint, converter=cfg.converter, cache_dir=cache_dir)

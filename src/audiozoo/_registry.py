@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib.metadata
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -22,25 +23,39 @@ __all__ = ["PLUGIN_GROUP", "Registry", "backbones", "converters", "frontends", "
 PLUGIN_GROUP = "audiozoo.plugins"
 T = TypeVar("T")
 
-_plugins_loaded = False
+_plugins_loaded = False  # set only once every plugin has been imported
+_plugins_loading = False  # True while the thread holding _plugins_lock imports them
+# Re-entrant: a plugin that looks names up while it is imported calls load_plugins() again in
+# the same thread, and must then see the registry as it is so far instead of waiting for itself.
+_plugins_lock = threading.RLock()
 
 
 def load_plugins() -> None:
-    """Import every module named in the ``audiozoo.plugins`` entry-point group (once)."""
-    global _plugins_loaded
+    """Import every module named in the ``audiozoo.plugins`` entry-point group (once).
+
+    Thread-safe: a lookup in another thread waits until every plugin is imported, so it never
+    sees a half-filled registry."""
+    global _plugins_loaded, _plugins_loading
     if _plugins_loaded:
         return
-    _plugins_loaded = True  # set first: a plugin that looks names up must not recurse
-    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+    with _plugins_lock:
+        if _plugins_loaded or _plugins_loading:  # done meanwhile, or a plugin of this thread
+            return
+        _plugins_loading = True
         try:
-            ep.load()
-        except Exception as exc:  # a broken plugin must not break the registry
-            warnings.warn(
-                f"audiozoo plugin {ep.name!r} ({ep.value}) failed to import and was skipped: "
-                f"{type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+                try:
+                    ep.load()
+                except Exception as exc:  # a broken plugin must not break the registry
+                    warnings.warn(
+                        f"audiozoo plugin {ep.name!r} ({ep.value}) failed to import and was "
+                        f"skipped: {type(exc).__name__}: {exc}",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+            _plugins_loaded = True
+        finally:  # after a KeyboardInterrupt the next lookup tries again
+            _plugins_loading = False
 
 
 class Registry(Generic[T]):

@@ -1,8 +1,9 @@
 """The audiozoo format: ``config.json`` + ``model.safetensors`` in a folder or a Hub repository.
 
 ``config.json`` names registered parts only (architecture, frontend, head) with JSON arguments;
-loading validates every field and builds the model through the registries, so nothing in a
-config is ever executed. ``model.safetensors`` holds the native keys of
+loading validates every field (:mod:`audiozoo._format_config`), compares the config with the
+weights before building (:mod:`audiozoo._preflight`) and builds the model through the
+registries, so nothing in a config is ever executed. ``model.safetensors`` holds the native keys of
 ``AudioModel.state_dict()`` (``backbone.*``, ``head.*``). Example config::
 
     {
@@ -32,9 +33,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._errors import CheckpointError, PretrainedUnavailableError, RegistryError
-from ._registry import backbones, frontends, heads
+from ._format_config import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    PRETRAINED_FIELDS,
+    read_config,
+    validate_config,
+)
+from ._registry import heads
 from .checkpoints import read_state_dict_file
-from .download import atomic_write, hub_download
+from .download import atomic_write, cache_root, hub_download
 from .names import ModelName
 from .pretrained import PretrainedCfg
 
@@ -49,17 +57,15 @@ __all__ = [
     "read_weights",
     "resolve_config",
     "save_pretrained",
+    "validate_config",
+    "weights_at_hand",
+    "weights_shapes",
 ]
 
-FORMAT_NAME = "audiozoo"
-FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 # Hugging Face model-card license identifiers for the SPDX names used in weight tables.
 _HF_LICENSES = {"MIT": "mit", "Apache-2.0": "apache-2.0", "BSD-3-Clause": "bsd-3-clause"}
-_REQUIRED = ("format", "format_version", "architecture", "backbone_kwargs", "frontend", "head")
-_OPTIONAL = ("audiozoo_version", "pretrained_name", "labels", "pretrained_cfg")
-_PRETRAINED_FIELDS = ("license", "citation", "paper", "metrics", "notes")
 
 
 # ------------------------------------------------------------------------------------ save
@@ -71,10 +77,17 @@ def model_config(model: AudioModel) -> dict[str, Any]:
             f"the model's head is a {type(model.head).__name__}, not a registered head: the "
             "audiozoo format can only name registered parts (see audiozoo.register_head)"
         )
+    labels, num_classes = base.get("labels"), base["head"].get("num_classes")
+    if labels is not None and len(labels) != num_classes:
+        raise RegistryError(
+            f"model.labels has {len(labels)} names but the head has {num_classes} classes; set "
+            "one label per class (in output order) or model.labels = None"
+        )
     cfg = model.pretrained_cfg
     config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **base}
-    config["pretrained_cfg"] = {k: getattr(cfg, k) for k in _PRETRAINED_FIELDS}
-    return _jsonable(config, "config")
+    config["pretrained_cfg"] = {k: getattr(cfg, k) for k in PRETRAINED_FIELDS}
+    # what is written must load: the same checks as create("local-dir:...") runs
+    return validate_config(_jsonable(config, "config"), "of the model")
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -251,114 +264,6 @@ def fetch_file(
     return hub_download(name.repo_id, filename, revision=name.revision, cache_dir=cache_dir)
 
 
-def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate an audiozoo ``config.json``.
-
-    Raises:
-        RegistryError: not JSON, not the audiozoo format, an unknown field, a part that is not
-            registered, or a field of the wrong type.
-    """
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RegistryError(f"cannot read {path} as JSON: {exc}") from None
-    return validate_config(config, str(path))
-
-
-def _check(ok: bool, where: str, message: str) -> None:
-    if not ok:
-        raise RegistryError(f"invalid audiozoo config {where}: {message}")
-
-
-def _is_json_data(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json_data(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_json_data(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
-
-
-def _check_part(part: Any, where: str, field: str, registry: Any) -> None:
-    _check(isinstance(part, dict), where, f"{field!r} must be an object with a 'name'")
-    _check(isinstance(part.get("name"), str), where, f"{field!r} has no 'name' string")
-    _check(
-        part["name"] in registry,
-        where,
-        f"{field} {part['name']!r} is not registered; known: {', '.join(registry.names())}",
-    )
-    _check(
-        all(isinstance(v, (bool, int, float, str, list)) or v is None for v in part.values()),
-        where,
-        f"{field!r} arguments must be JSON scalars or lists",
-    )
-
-
-def validate_config(config: Any, where: str = "config.json") -> dict[str, Any]:
-    """Check every field of an audiozoo config (see :func:`read_config`)."""
-    _check(isinstance(config, dict), where, "the top level must be a JSON object")
-    _check(
-        config.get("format") == FORMAT_NAME,
-        where,
-        f"'format' must be {FORMAT_NAME!r} (is this a transformers or timm config?)",
-    )
-    missing = [k for k in _REQUIRED if k not in config]
-    _check(not missing, where, f"missing fields {missing}")
-    unknown = sorted(set(config) - set(_REQUIRED) - set(_OPTIONAL))
-    _check(not unknown, where, f"unknown fields {unknown}")
-    _check(
-        config["format_version"] == FORMAT_VERSION,
-        where,
-        f"format_version {config['format_version']!r} is not supported (this audiozoo reads "
-        f"version {FORMAT_VERSION}); upgrade audiozoo",
-    )
-    arch = config["architecture"]
-    _check(
-        isinstance(arch, str) and arch in backbones,
-        where,
-        f"architecture {arch!r} is not registered; known: {', '.join(backbones.names())}",
-    )
-    kwargs = config["backbone_kwargs"]
-    _check(
-        isinstance(kwargs, dict) and _is_json_data(kwargs),
-        where,
-        "'backbone_kwargs' must be an object of JSON values",
-    )
-    _check_part(config["frontend"], where, "frontend", frontends)
-    _check_part(config["head"], where, "head", heads)
-    labels = config.get("labels")
-    _check(
-        labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)),
-        where,
-        "'labels' must be a list of strings or null",
-    )
-    for key in ("audiozoo_version", "pretrained_name"):
-        _check(
-            config.get(key) is None or isinstance(config[key], str),
-            where,
-            f"{key!r} must be a string",
-        )
-    info = config.get("pretrained_cfg") or {}
-    _check(
-        isinstance(info, dict) and set(info) <= set(_PRETRAINED_FIELDS),
-        where,
-        f"'pretrained_cfg' may only hold {list(_PRETRAINED_FIELDS)}",
-    )
-    for key in ("license", "citation", "paper", "notes"):
-        _check(
-            info.get(key) is None or isinstance(info[key], str),
-            where,
-            f"pretrained_cfg.{key} must be a string",
-        )
-    metrics = info.get("metrics") or {}
-    _check(
-        isinstance(metrics, dict)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()),
-        where,
-        "pretrained_cfg.metrics must map names to numbers",
-    )
-    return config
-
-
 def _as_tuples(value: Any) -> Any:
     """JSON lists back to the tuples builders were called with (e.g. strides)."""
     if isinstance(value, list):
@@ -394,11 +299,54 @@ def resolve_config(
     return cfg, config.get("labels")
 
 
-def read_weights(
+def weights_at_hand(
     name: ModelName, cache_dir: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The ``model.safetensors`` of ``name`` if it is here without a download (a ``local-dir:``
+    folder, or a Hub model in the cache), else None."""
+    if name.kind == "local-dir":
+        assert name.path is not None
+        path = Path(name.path).expanduser() / WEIGHTS_NAME
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    assert name.repo_id is not None
+    found = try_to_load_from_cache(
+        name.repo_id,
+        WEIGHTS_NAME,
+        cache_dir=str(cache_root(cache_dir) / "hub"),
+        revision=name.revision,
+    )
+    return Path(found) if isinstance(found, str) else None
+
+
+def weights_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Key → shape of every tensor in a safetensors file, from its header only (no tensor data
+    is read), so that a config can be compared with its weights before anything is built.
+
+    Raises:
+        CheckpointError: the file is not a valid safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def read_weights(
+    name: ModelName,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The native-key weights (``model.safetensors``) of the audiozoo-format model ``name``."""
-    state_dict = read_state_dict_file(fetch_file(name, WEIGHTS_NAME, cache_dir))
+    """The native-key weights (``model.safetensors``) of the audiozoo-format model ``name``
+    (from ``path`` when the file was fetched already)."""
+    if path is None:
+        path = fetch_file(name, WEIGHTS_NAME, cache_dir)
+    state_dict = read_state_dict_file(path)
     if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"the weights of {name} are not a flat dict of tensors")
     return state_dict

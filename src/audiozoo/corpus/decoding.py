@@ -63,7 +63,13 @@ def read_mono(path: str) -> tuple[torch.Tensor, int]:
     """(N,) float32 mono mix of an audio file and its rate. 16-bit PCM is read as integers and
     scaled by 1 / 32768 (the values soundfile's float conversion gives); channels are averaged
     in torch (numpy's ``mean(axis=1)`` over 2 columns was 6 ms for 10 s of stereo at 44.1 kHz)."""
-    with soundfile.SoundFile(path) as f:
+    try:
+        sound = soundfile.SoundFile(path)
+    except RuntimeError:  # libsndfile says "System error" for a missing or unreadable file
+        with open(path, "rb"):  # the OS's reason: FileNotFoundError, PermissionError, ...
+            pass
+        raise
+    with sound as f:
         pcm16 = f.subtype == "PCM_16"
         data = f.read(dtype="int16" if pcm16 else "float32", always_2d=True)
         rate = f.samplerate

@@ -10,10 +10,13 @@ from collections.abc import Callable
 
 import torch
 
-from .._errors import AudioTypeError, InvalidAudioError
+from .._errors import AudioTypeError, InvalidAudioError, RegistryError
 
 __all__ = [
+    "MAX_FILTERBANK",
+    "MAX_N_FFT",
     "by_cpu_chunks",
+    "check_filterbank_size",
     "check_waveform",
     "cpu_batch_chunks",
     "float32_no_autocast",
@@ -22,6 +25,27 @@ __all__ = [
 
 # Samples per chunk of a CPU batch (see cpu_batch_chunks): one 10 s clip at 32 kHz is 320,000.
 CPU_CHUNK_SAMPLES = 1 << 18
+
+# Size bounds, checked before any buffer is built: a frontend's window and filterbank are computed
+# in __init__ from these numbers, so a config.json with n_fft = 10**9 would otherwise allocate
+# gigabytes before anything could refuse it. The bounds are far above every published setting
+# (n_fft 1024, 128 mels) and keep the buffers under 32 MB.
+MAX_N_FFT = 1 << 16  # 65536 samples: 2 s at 32 kHz
+MAX_FILTERBANK = 1 << 23  # n_mels * (n_fft // 2 + 1) values (32 MB of float32)
+
+
+def check_filterbank_size(n_mels: int, n_fft: int, where: str) -> None:
+    """Refuse an FFT or a filterbank above the size bounds (see ``MAX_N_FFT``)."""
+    if n_fft > MAX_N_FFT:
+        raise RegistryError(
+            f"{where}: n_fft = {n_fft} is above the limit of {MAX_N_FFT} samples; audio models "
+            "use 512 to 4096"
+        )
+    if n_mels * (n_fft // 2 + 1) > MAX_FILTERBANK:
+        raise RegistryError(
+            f"{where}: {n_mels} mel bins over {n_fft // 2 + 1} frequency bins make a filterbank "
+            f"of {n_mels * (n_fft // 2 + 1):,} values, above the limit of {MAX_FILTERBANK:,}"
+        )
 
 
 def check_waveform(waveform: torch.Tensor, min_samples: int, frontend: str) -> None:

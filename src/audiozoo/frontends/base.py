@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import check_bool, check_int
 from .._registry import frontends
 from ..augment import freq_mask, time_mask
 from ._common import by_cpu_chunks
@@ -91,14 +92,15 @@ class Frontend(nn.Module, metaclass=abc.ABCMeta):
         }
 
     # ------------------------------------------------------------------ SpecAugment
-    def _init_spec_augment(self, freqm: int, timem: int, augment: bool) -> None:
+    def _init_spec_augment(
+        self, freqm: int, timem: int, augment: bool, where: str | None = None
+    ) -> None:
         """Check and store the SpecAugment options; ``generator`` (a ``torch.Generator`` or
         None for torch's global one) drives every random draw of the augmentation."""
-        if freqm < 0 or timem < 0:
-            raise ValueError(f"freqm and timem must be >= 0, got {freqm} and {timem}")
-        self.freqm = freqm
-        self.timem = timem
-        self.augment = augment
+        where = where or type(self).__name__
+        self.freqm = check_int(freqm, "freqm", where, low=0)
+        self.timem = check_int(timem, "timem", where, low=0)
+        self.augment = check_bool(augment, "augment", where)
         self.generator: torch.Generator | None = None
 
     @property

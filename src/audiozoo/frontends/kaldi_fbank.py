@@ -30,8 +30,9 @@ import math
 
 import torch
 
-from .._errors import InvalidAudioError
-from ._common import check_waveform, float32_no_autocast
+from .._checks import check_choice, check_int, check_optional_int, check_real
+from .._errors import InvalidAudioError, RegistryError
+from ._common import check_filterbank_size, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 from .mel_projection import band_blocks, project_mel
@@ -41,6 +42,8 @@ __all__ = ["KaldiFbank"]
 _WINDOWS = ("hanning", "hamming", "povey", "rectangular", "blackman")
 _BLACKMAN_COEFF = 0.42
 _EPS = torch.finfo(torch.float32).eps  # Kaldi's log floor: numeric_limits<float>::epsilon()
+# AST pads to 1024 frames; the bound keeps a config from asking for a padded input of gigabytes.
+MAX_TARGET_FRAMES = 1 << 20
 
 
 def _kaldi_window(window: str, length: int) -> torch.Tensor:
@@ -110,39 +113,47 @@ class KaldiFbank(Frontend):
         input_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if window not in _WINDOWS:
-            raise ValueError(f"window must be one of {', '.join(_WINDOWS)}; got {window!r}")
-        if not 0.0 <= preemphasis <= 1.0:
-            raise ValueError(f"preemphasis must be in [0, 1], got {preemphasis}")
+        where = "kaldi_fbank"
+        sample_rate = check_int(sample_rate, "sample_rate", where)
+        n_mels = check_int(n_mels, "n_mels", where)
+        frame_length_ms = check_real(frame_length_ms, "frame_length_ms", where, low=0.0)
+        frame_shift_ms = check_real(frame_shift_ms, "frame_shift_ms", where, low=0.0)
+        low_freq = check_real(low_freq, "low_freq", where, low=0.0)
+        high_freq = check_real(high_freq, "high_freq", where)
+        check_choice(window, "window", where, _WINDOWS)
+        preemphasis = check_real(preemphasis, "preemphasis", where, low=0.0, high=1.0)
+        target_frames = check_optional_int(
+            target_frames, "target_frames", where, high=MAX_TARGET_FRAMES
+        )
+        mean = check_real(mean, "mean", where)
+        std = check_real(std, "std", where, low=0.0, strict_low=True)
+        input_scale = check_real(input_scale, "input_scale", where, low=0.0, strict_low=True)
         # Same expressions as Kaldi/torchaudio so that e.g. 10 ms @16 kHz rounds to 160 exactly.
-        self.win_length = int(sample_rate * frame_length_ms * 0.001)
+        win_length = int(sample_rate * frame_length_ms * 0.001)
         shift = int(sample_rate * frame_shift_ms * 0.001)
-        if self.win_length < 2 or shift < 1:
-            raise ValueError(
-                f"frame length {frame_length_ms} ms / shift {frame_shift_ms} ms give "
-                f"{self.win_length} / {shift} samples at {sample_rate} Hz; need >= 2 / >= 1"
+        if win_length < 2 or shift < 1:
+            raise RegistryError(
+                f"{where}: frame length {frame_length_ms} ms / shift {frame_shift_ms} ms give "
+                f"{win_length} / {shift} samples at {sample_rate} Hz; need >= 2 / >= 1"
             )
-        if target_frames is not None and target_frames < 1:
-            raise ValueError(f"target_frames must be >= 1 or None, got {target_frames}")
-        if std <= 0:
-            raise ValueError(f"std must be > 0, got {std}")
-        if not input_scale > 0:
-            raise ValueError(f"input_scale must be > 0, got {input_scale}")
-        self._init_spec_augment(freqm, timem, augment)
+        n_fft = 1 << (win_length - 1).bit_length()  # next power of two (400 -> 512)
+        check_filterbank_size(n_mels, n_fft, where)
+        self._init_spec_augment(freqm, timem, augment, where)
+        self.win_length = win_length
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.frame_length_ms = frame_length_ms
         self.frame_shift_ms = frame_shift_ms
         self.hop_length = shift
-        self.n_fft = 1 << (self.win_length - 1).bit_length()  # next power of two (400 -> 512)
-        self.low_freq = float(low_freq)
-        self.high_freq = float(high_freq)
+        self.n_fft = n_fft
+        self.low_freq = low_freq
+        self.high_freq = high_freq
         self.window = window
-        self.preemphasis = float(preemphasis)
+        self.preemphasis = preemphasis
         self.target_frames = target_frames
-        self.mean = float(mean)
-        self.std = float(std)
-        self.input_scale = float(input_scale)
+        self.mean = mean
+        self.std = std
+        self.input_scale = input_scale
         self.min_samples = 1
         self.register_buffer(
             "window_samples", _kaldi_window(window, self.win_length), persistent=False

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from .._errors import InvalidAudioError
-from ._common import check_waveform, float32_no_autocast
+from .._checks import check_bool, check_choice, check_int, check_real
+from .._errors import InvalidAudioError, RegistryError
+from ._common import check_filterbank_size, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import melscale_fbanks
 from .mel_projection import band_blocks, project_mel
@@ -100,39 +101,53 @@ class MelSpectrogram(Frontend):
         augment: bool = False,
     ) -> None:
         super().__init__()
-        win_length = n_fft if win_length is None else win_length
+        where = "mel"
+        sample_rate = check_int(sample_rate, "sample_rate", where)
+        n_fft = check_int(n_fft, "n_fft", where, low=2)
+        n_mels = check_int(n_mels, "n_mels", where)
+        check_filterbank_size(n_mels, n_fft, where)
+        win_length = n_fft if win_length is None else check_int(win_length, "win_length", where)
+        if win_length > n_fft:
+            raise RegistryError(
+                f"{where}: win_length must be in [1, n_fft={n_fft}], got {win_length}"
+            )
         hop_length = win_length // 2 if hop_length is None else hop_length
-        if not 0 < win_length <= n_fft:
-            raise ValueError(f"win_length must be in [1, n_fft={n_fft}], got {win_length}")
-        if hop_length < 1:
-            raise ValueError(f"hop_length must be >= 1, got {hop_length}")
-        if power <= 0:
-            raise ValueError(f"power must be > 0, got {power}")
-        if pad_mode not in _PAD_MODES:
-            raise ValueError(f"pad_mode must be one of {', '.join(_PAD_MODES)}; got {pad_mode!r}")
-        if log not in _LOG_MODES:
-            raise ValueError(f'log must be "log", "db" or None, got {log!r}')
-        if top_db is not None and (log != "db" or top_db < 0):
-            raise ValueError(f'top_db={top_db} needs log="db" and a value >= 0')
-        if std is not None and std <= 0:
-            raise ValueError(f"std must be > 0, got {std}")
+        hop_length = check_int(hop_length, "hop_length", where)
+        f_min = check_real(f_min, "f_min", where, low=0.0)
+        f_max = check_real(f_max, "f_max", where, low=0.0, optional=True)
+        power = check_real(power, "power", where, low=0.0, strict_low=True)
+        check_bool(center, "center", where)
+        check_choice(pad_mode, "pad_mode", where, _PAD_MODES)
+        check_choice(norm, "norm", where, (None, "slaney"))
+        check_choice(mel_scale, "mel_scale", where, ("htk", "slaney"))
+        check_choice(log, "log", where, _LOG_MODES)
+        log_offset = check_real(log_offset, "log_offset", where, low=0.0)
+        top_db = check_real(top_db, "top_db", where, low=0.0, optional=True)
+        if top_db is not None and log != "db":
+            raise RegistryError(f'{where}: top_db={top_db} needs log="db"')
+        clamp_min = check_real(clamp_min, "clamp_min", where, optional=True)
+        clamp_max = check_real(clamp_max, "clamp_max", where, optional=True)
         if clamp_min is not None and clamp_max is not None and clamp_min > clamp_max:
-            raise ValueError(f"clamp_min {clamp_min} is larger than clamp_max {clamp_max}")
-        self._init_spec_augment(freqm, timem, augment)
+            raise RegistryError(
+                f"{where}: clamp_min {clamp_min} is larger than clamp_max {clamp_max}"
+            )
+        mean = check_real(mean, "mean", where, optional=True)
+        std = check_real(std, "std", where, low=0.0, strict_low=True, optional=True)
+        self._init_spec_augment(freqm, timem, augment, where)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
-        self.f_min = float(f_min)
+        self.f_min = f_min
         self.f_max = float(sample_rate // 2 if f_max is None else f_max)
         self.n_mels = n_mels
-        self.power = float(power)
+        self.power = power
         self.center = center
         self.pad_mode = pad_mode
         self.norm = norm
         self.mel_scale = mel_scale
         self.log = log
-        self.log_offset = float(log_offset)
+        self.log_offset = log_offset
         self.top_db = top_db
         self.clamp_min = clamp_min
         self.clamp_max = clamp_max

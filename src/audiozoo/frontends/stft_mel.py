@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import torch
 
-from .._errors import InvalidAudioError
-from ._common import check_waveform, float32_no_autocast
+from .._checks import check_bool, check_choice, check_int, check_real
+from .._errors import InvalidAudioError, RegistryError
+from ._common import check_filterbank_size, check_waveform, float32_no_autocast
 from .base import Frontend, register_frontend
 from .filterbanks import kaldi_mel_banks
 from .mel_projection import Block, band_blocks, project_mel
@@ -96,32 +97,37 @@ class StftMel(Frontend):
         log_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        if not 0 < win_length <= n_fft:
-            raise ValueError(f"win_length must be in [1, n_fft={n_fft}], got {win_length}")
-        if hop_length < 1:
-            raise ValueError(f"hop_length must be >= 1, got {hop_length}")
-        if fmin_aug_range < 1 or fmax_aug_range < 1:
-            raise ValueError(
-                f"fmin_aug_range and fmax_aug_range must be >= 1 (1 = no jitter), got "
-                f"{fmin_aug_range} and {fmax_aug_range}"
+        where = "stft_mel"
+        sample_rate = check_int(sample_rate, "sample_rate", where)
+        n_fft = check_int(n_fft, "n_fft", where, low=2)
+        n_mels = check_int(n_mels, "n_mels", where)
+        check_filterbank_size(n_mels, n_fft, where)
+        win_length = check_int(win_length, "win_length", where)
+        if win_length > n_fft:
+            raise RegistryError(
+                f"{where}: win_length must be in [1, n_fft={n_fft}], got {win_length}"
             )
-        if log_mode not in ("add", "clamp"):
-            raise ValueError(f"log_mode must be 'add' or 'clamp', got {log_mode!r}")
-        if not log_eps > 0:
-            raise ValueError(f"log_eps must be > 0, got {log_eps}")
-        self._init_spec_augment(freqm, timem, augment)
+        hop_length = check_int(hop_length, "hop_length", where)
+        fmin_aug_range = check_int(fmin_aug_range, "fmin_aug_range", where)
+        fmax_aug_range = check_int(fmax_aug_range, "fmax_aug_range", where)
+        fmin = check_real(fmin, "fmin", where, low=0.0)
+        fmax = check_real(fmax, "fmax", where, low=0.0, optional=True)
+        check_bool(periodic_window, "periodic_window", where)
+        check_choice(log_mode, "log_mode", where, ("add", "clamp"))
+        log_eps = check_real(log_eps, "log_eps", where, low=0.0, strict_low=True)
+        self._init_spec_augment(freqm, timem, augment, where)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
         self.n_mels = n_mels
-        self.fmin = float(fmin)
+        self.fmin = fmin
         self.fmax = float(sample_rate // 2 - fmax_aug_range // 2 if fmax is None else fmax)
         self.fmin_aug_range = fmin_aug_range
         self.fmax_aug_range = fmax_aug_range
         self.periodic_window = periodic_window
         self.log_mode = log_mode
-        self.log_eps = float(log_eps)
+        self.log_eps = log_eps
         self.min_samples = 2  # pre-emphasis needs N - 1 >= 1
         self.register_buffer(
             "window", torch.hann_window(win_length, periodic=periodic_window), persistent=False

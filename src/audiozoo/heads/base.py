@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .._checks import check_int, check_optional_int
+from .._errors import RegistryError
 from .._registry import heads
 from ..backbones.base import Features
 
@@ -28,8 +30,15 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self, num_features: int, num_classes: int | None = None) -> None:
         super().__init__()
-        self.num_features = num_features
-        self.num_classes = num_classes
+        where = self._where()
+        self.num_features = check_int(num_features, "num_features", where)
+        if num_classes is None and type(self).needs_num_classes:
+            raise RegistryError(f"{where}: num_classes is required (the number of outputs)")
+        self.num_classes = check_optional_int(num_classes, "num_classes", where)
+
+    def _where(self) -> str:
+        """How error messages name this head: its registered name, else its class."""
+        return f"head {self.registered_name!r}" if self.registered_name else type(self).__name__
 
     @abc.abstractmethod
     def forward(self, features: Features) -> torch.Tensor: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._checks import check_bool, check_choice, check_int, check_real
 from ..backbones.base import Features
 from .base import Head, register_head
 
@@ -34,10 +35,9 @@ class LinearHead(Head):
         chunk_average: str | None = None,
     ) -> None:
         super().__init__(num_features, num_classes)
-        if chunk_average not in (None, "probs", "logits"):
-            raise ValueError(
-                f'chunk_average must be None, "probs" or "logits", got {chunk_average!r}'
-            )
+        check_bool(norm, "norm", self._where())
+        norm_eps = check_real(norm_eps, "norm_eps", self._where(), low=0.0, strict_low=True)
+        check_choice(chunk_average, "chunk_average", self._where(), (None, "probs", "logits"))
         self.norm_eps = norm_eps
         self.chunk_average = chunk_average
         self.norm = nn.LayerNorm(num_features, eps=norm_eps) if norm else nn.Identity()
@@ -72,6 +72,8 @@ class MLPHead(Head):
         self, num_features: int, num_classes: int, hidden: int = 1280, dropout: float = 0.2
     ) -> None:
         super().__init__(num_features, num_classes)
+        hidden = check_int(hidden, "hidden", self._where())
+        dropout = check_real(dropout, "dropout", self._where(), low=0.0, high=1.0)
         self.hidden, self.dropout = hidden, dropout
         self.fc1 = nn.Linear(num_features, hidden)
         self.act = nn.Hardswish()
@@ -111,6 +113,8 @@ class AttentionHead(Head):
         self, num_features: int, num_classes: int, num_heads: int = 4, eps: float = 1e-7
     ) -> None:
         super().__init__(num_features, num_classes)
+        num_heads = check_int(num_heads, "num_heads", self._where())
+        eps = check_real(eps, "eps", self._where(), low=0.0, high=0.5, strict_low=True)
         self.num_heads, self.eps = num_heads, eps
         self.subspace_proj = nn.Linear(num_features, num_classes * 2 * num_heads)
         self.head_weight = nn.Parameter(torch.full((1, num_heads, 1), 1.0 / num_heads))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._checks import check_int
 from ..backbones.base import Features
 from .base import Head, register_head
 
@@ -35,6 +36,8 @@ class RNNHead(Head):
         self, num_features: int, num_classes: int, hidden: int = 256, num_layers: int = 1
     ) -> None:
         super().__init__(num_features, num_classes)
+        hidden = check_int(hidden, "hidden", self._where())
+        num_layers = check_int(num_layers, "num_layers", self._where())
         self.hidden, self.num_layers = hidden, num_layers
         self.rnn = nn.GRU(
             num_features, hidden, num_layers=num_layers, batch_first=True, bidirectional=True

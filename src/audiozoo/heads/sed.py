@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_optional_int, check_real
+from .._errors import RegistryError
 from ..backbones.base import Features
 from .base import Head, register_head
 
@@ -90,14 +92,17 @@ class SEDHead(Head):
         window_overlap: float = 0.0,
     ) -> None:
         super().__init__(num_features, num_classes)
-        if seq_len is not None and seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1 or None, got {seq_len}")
+        where = self._where()
+        num_weak_classes = check_optional_int(num_weak_classes, "num_weak_classes", where)
+        seq_len = check_optional_int(seq_len, "seq_len", where)
+        window_seconds = check_real(
+            window_seconds, "window_seconds", where, low=0.0, strict_low=True, optional=True
+        )
         if seq_len is not None and window_seconds is None:
             seq_len = None  # resampling is per window: without windows there is nothing to fix
-        if window_seconds is not None and window_seconds <= 0:
-            raise ValueError(f"window_seconds must be > 0 or None, got {window_seconds}")
-        if not 0.0 <= window_overlap < 1.0:
-            raise ValueError(f"window_overlap must be in [0, 1), got {window_overlap}")
+        window_overlap = check_real(window_overlap, "window_overlap", where, low=0.0)
+        if not window_overlap < 1.0:
+            raise RegistryError(f"{where}: window_overlap must be in [0, 1), got {window_overlap}")
         self.num_weak_classes = num_weak_classes
         self.seq_len = seq_len
         self.window_seconds = window_seconds

@@ -13,6 +13,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .._checks import check_bool, check_int
+from .._errors import RegistryError
 from ..backbones.base import Features
 from .base import Head, register_head
 
@@ -51,7 +53,7 @@ class WeightedHead(Head):
         layer_norm: bool = False,
     ) -> None:
         super().__init__(num_features, num_classes)
-        self.layer_norm = layer_norm
+        self.layer_norm = check_bool(layer_norm, "layer_norm", self._where())
         self.layer_dims: list[int] | None = None
         self.norm = nn.LayerNorm(num_features) if layer_norm else nn.Identity()
         self.fc = nn.Linear(num_features, num_classes)
@@ -60,9 +62,11 @@ class WeightedHead(Head):
 
     def bind(self, layer_dims: Sequence[int]) -> None:
         """Create the layer weights and projections for layers of widths ``layer_dims``."""
-        dims = [int(d) for d in layer_dims]
-        if not dims or min(dims) < 1:
-            raise ValueError(f"layer_dims must be positive widths, got {layer_dims!r}")
+        if isinstance(layer_dims, (str, bytes)) or not isinstance(layer_dims, Sequence):
+            raise RegistryError(f"{self._where()}: layer_dims must be a list of widths")
+        dims = [check_int(d, "layer_dims[]", self._where()) for d in layer_dims]
+        if not dims:
+            raise RegistryError(f"{self._where()}: layer_dims must be positive widths, got []")
         self.layer_dims = dims
         self.layer_weights = nn.Parameter(torch.zeros(len(dims)))
         self.proj = nn.ModuleList(
