@@ -46,11 +46,14 @@ def rng() -> torch.Generator:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    """The parity measurements of this run (:mod:`tests.parity_report`) as one table."""
-    from tests.parity_report import table
+    """The measurements of this run (:mod:`tests.parity_report`) as tables."""
+    from tests.parity_report import fault_table, table
 
-    lines = table()
-    if lines:
-        terminalreporter.section("parity: max differences (audiozoo vs upstream)")
-        for line in lines:
-            terminalreporter.write_line(line)
+    for title, lines in (
+        ("parity: max differences (audiozoo vs upstream)", table()),
+        ("download faults: time to error, what the cache holds after", fault_table()),
+    ):
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)

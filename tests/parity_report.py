@@ -1,8 +1,10 @@
-"""Parity measurements, collected as the tests run and printed as one table at the end.
+"""Measurements collected as the tests run and printed as tables at the end of the run.
 
 A parity test calls :func:`record_parity` with its case and the differences it measured (before
 asserting the tolerances), so ``nox -s parity`` ends with the whole table instead of leaving the
-numbers in captured output. ``AUDIOZOO_PARITY_REPORT=PATH`` also writes them as JSON lines.
+numbers in captured output; the download fault tests call :func:`record_fault` with the time to
+the error and what was left on disk. ``AUDIOZOO_PARITY_REPORT=PATH`` also writes the parity rows
+as JSON lines.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 
 ROWS: list[tuple[str, str, dict[str, float]]] = []
+FAULTS: list[tuple[str, str, float, str]] = []
 
 
 def record_parity(comparison: str, case: str, report: dict[str, float]) -> None:
@@ -23,8 +26,14 @@ def record_parity(comparison: str, case: str, report: dict[str, float]) -> None:
             f.write(json.dumps({"comparison": row[0], "case": row[1], **row[2]}) + "\n")
 
 
+def record_fault(fault: str, settings: str, seconds: float, left_on_disk: str) -> None:
+    """Remember how one download fault ended: seconds to the error (or the repair) and what
+    the cache holds afterwards."""
+    FAULTS.append((fault, settings, seconds, left_on_disk))
+
+
 def table() -> list[str]:
-    """The recorded rows as Markdown lines (empty when nothing was recorded); rows of the same
+    """The parity rows as Markdown lines (empty when nothing was recorded); rows of the same
     comparison and case (parametrised lengths, batch items) are merged into their maximum."""
     merged: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
     for comparison, case, report in ROWS:
@@ -38,4 +47,13 @@ def table() -> list[str]:
     for (comparison, case), (count, worst) in merged.items():
         diffs = ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
         lines.append(f"| {comparison} | {case} | {count} | {diffs} |")
+    return lines
+
+
+def fault_table() -> list[str]:
+    """The download fault rows as Markdown lines (empty when none was recorded)."""
+    if not FAULTS:
+        return []
+    lines = ["| fault | settings | time to error | left on disk |", "|---|---|---|---|"]
+    lines += [f"| {f} | {s} | {t:.2f} s | {left} |" for f, s, t, left in FAULTS]
     return lines

@@ -37,6 +37,7 @@ from audiozoo.cli import main as cli_main
 from audiozoo.download import cache_root, download_url, hub_download, verify_cache
 from tests.conftest import require_fixtures
 from tests.hub_server import COMMIT, HubServer
+from tests.parity_report import record_fault
 from tests.test_hub import cache_files, fixture_bytes, release_path, replace_tag
 
 REPO = "someone/tiny-mn01"
@@ -87,6 +88,18 @@ def serve_format_model(server: HubServer, tmp_path: Path, repo: str = REPO) -> a
 
 def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def left_on_disk() -> str:
+    """What the cache holds (lock files aside), for the fault table."""
+    files = cache_files()
+    if not files:
+        return "nothing"
+    parts = [f for f in files if f.endswith(".part")]
+    kinds = sorted({f.split("/", 1)[0] for f in files})
+    return f"{len(files)} complete file(s) in {', '.join(kinds)}" + (
+        f", {len(parts)} .part" if parts else ""
+    )
 
 
 # ------------------------------------------------------------------------ 1. revisions
@@ -164,7 +177,9 @@ def test_dripping_server_fails_within_the_window(server, monkeypatch):
     start = time.monotonic()
     with pytest.raises(PretrainedUnavailableError, match="AUDIOZOO_DOWNLOAD_MIN_SPEED") as info:
         download_url(audiozoo.get_pretrained_cfg("mn01.as").url)
-    assert time.monotonic() - start < 3
+    seconds = time.monotonic() - start
+    record_fault("drip: 1 B every 0.3 s", "TIMEOUT=1 RETRIES=0", seconds, left_on_disk())
+    assert seconds < 3
     assert "B in 1 s" in str(info.value)
     assert cache_files() == []
 
@@ -251,7 +266,14 @@ def test_partial_file_of_a_killed_download_is_removed(server, monkeypatch):
         child.wait(timeout=10)
     assert all(p.exists() for p in parts)  # what a kill leaves behind
     server.drip.clear()
+    start = time.monotonic()
     assert download_url(url).read_bytes() == data
+    record_fault(
+        "process killed mid-file (SIGKILL), then the next download",
+        "TIMEOUT=5 RETRIES=1",
+        time.monotonic() - start,
+        f"{left_on_disk()} (the killed .part removed)",
+    )
     assert not list(cache_root().rglob("*.part"))
 
 
@@ -262,8 +284,15 @@ def test_flipped_byte_in_the_converted_file_is_converted_again(server, caplog):
     weights = cache_root() / "converted" / "mn01.as" / "model.safetensors"
     flip_last_byte(weights)
     gets = server.count("GET")
+    start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="audiozoo"):
         second = weights_of(audiozoo.create("mn01.as"))
+    record_fault(
+        "byte flipped in the converted file (repaired: converted again)",
+        "TIMEOUT=5 RETRIES=1",
+        time.monotonic() - start,
+        left_on_disk(),
+    )
     assert_same_weights(first, second)
     assert "sha256" in caplog.text and str(weights) in caplog.text
     assert server.count("GET") == gets  # converted again from the cached download
@@ -299,8 +328,10 @@ def test_pinned_sha256_is_enforced_for_url_files(server, monkeypatch):
     data = fixture_bytes("mn01_as.pt")
     server.files[release_path("mn01.as")] = data
     replace_tag(monkeypatch, "mn01.as", sha256="0" * 64)
+    start = time.monotonic()
     with pytest.raises(CheckpointError, match=r"0{64}") as info:
         audiozoo.create("mn01.as")
+    record_fault("pinned sha256 mismatch", "RETRIES=1", time.monotonic() - start, left_on_disk())
     assert hashlib.sha256(data).hexdigest() in str(info.value)
     assert "mn01_as_mAP_298.pt" in str(info.value)
     assert cache_files() == []
@@ -493,8 +524,10 @@ def test_html_page_instead_of_a_checkpoint(server):
     path = release_path("mn01.as")
     server.files[path] = HTML
     server.headers[f"/gh/{path}"] = {"Content-Type": "text/html; charset=utf-8"}
+    start = time.monotonic()
     with pytest.raises(PretrainedUnavailableError) as info:
         audiozoo.create("mn01.as")
+    record_fault("HTML page with status 200", "RETRIES=1", time.monotonic() - start, left_on_disk())
     message = str(info.value)
     assert "an HTML page (text/html; charset=utf-8, 1.2 kB) starting with '<!DOCTYPE html>" in (
         message
@@ -600,7 +633,9 @@ def test_unresolvable_host_fails_at_once(monkeypatch):
     start = time.monotonic()
     with pytest.raises(PretrainedUnavailableError, match=r"nothing\.invalid") as info:
         download_url("https://nothing.invalid/weights.pt")
-    assert time.monotonic() - start < 1
+    seconds = time.monotonic() - start
+    record_fault("unresolvable host", "RETRIES=3 BACKOFF=1", seconds, left_on_disk())
+    assert seconds < 1
     assert "resolve" in str(info.value) and "audiozoo download" in str(info.value)
     assert cache_files() == []
 
