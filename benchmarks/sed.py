@@ -34,6 +34,9 @@ def _upstream(which: str) -> tuple[torch.nn.Module | None, str]:
     repo = os.environ.get(REPO_ENV)
     if not repo or not (Path(repo) / "models" / "prediction_wrapper.py").is_file():
         return None, f"set {REPO_ENV} to a fschmid56/PretrainedSED checkout"
+    # other checkouts (RicherMans/CED) have a top-level ``models`` package too: forget it
+    for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
+        del sys.modules[name]
     sys.path.insert(0, repo)
     try:
         with _quiet():
