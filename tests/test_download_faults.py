@@ -671,3 +671,17 @@ def test_offline_environment_does_not_change_huggingface_hub(server, monkeypatch
         audiozoo.create(f"hf-hub:{REPO}")
     assert constants.HF_HUB_OFFLINE is False
     assert server.requests == []
+
+
+def test_missing_file_of_a_local_mirror_fails_at_once(monkeypatch, tmp_path):
+    """A ``file://`` rewrite to a folder without the file: not a network error, not retried."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("AUDIOZOO_URL_REWRITE", f"{GITHUB}=file://{tmp_path}/")
+    monkeypatch.setenv("AUDIOZOO_DOWNLOAD_RETRIES", "3")
+    monkeypatch.setenv("AUDIOZOO_DOWNLOAD_BACKOFF", "1")
+    start = time.monotonic()
+    with pytest.raises(PretrainedUnavailableError, match="No such file") as info:
+        download_url(audiozoo.get_pretrained_cfg("mn01.as").url)
+    assert time.monotonic() - start < 1
+    assert f"file://{tmp_path}/" in str(info.value)
+    assert cache_files() == []

@@ -238,4 +238,10 @@ def fetch(url: str, out_path: Path, *, timeout: float, min_speed: float, desc: s
             if isinstance(reason, socket.gaierror):
                 host = urlsplit(url).hostname
                 raise HostNotFound(f"cannot resolve the host name {host!r} ({reason})") from None
+            if urlsplit(url).scheme == "file" and isinstance(
+                reason, (FileNotFoundError, PermissionError, IsADirectoryError)
+            ):  # a local mirror's missing file does not appear by retrying
+                raise PretrainedUnavailableError(
+                    f"could not read {url}: {reason.strerror or reason}"
+                ) from None
             raise TransientError(f"{type(reason).__name__}: {reason}") from None
