@@ -34,7 +34,7 @@ from audiozoo import (
     RegistryError,
 )
 from audiozoo.cli import main as cli_main
-from audiozoo.download import cache_root, download_url, hub_download, verify_cache
+from audiozoo.download import cache_root, download_url, hub_download, rewrite_url, verify_cache
 from tests.conftest import require_fixtures
 from tests.hub_server import COMMIT, HubServer
 from tests.parity_report import record_fault
@@ -685,3 +685,11 @@ def test_missing_file_of_a_local_mirror_fails_at_once(monkeypatch, tmp_path):
     assert time.monotonic() - start < 1
     assert f"file://{tmp_path}/" in str(info.value)
     assert cache_files() == []
+
+
+def test_rewrite_prefix_may_hold_an_equals_sign(monkeypatch):
+    url = "https://zenodo.org/records/1/files/x.pt?download=1"
+    monkeypatch.setenv("AUDIOZOO_URL_REWRITE", f"{url}=file:///mirror/x.pt")
+    assert rewrite_url(url) == "file:///mirror/x.pt"
+    monkeypatch.setenv("AUDIOZOO_URL_REWRITE", "https://zenodo.org/=https://mirror.org/z/")
+    assert rewrite_url(url) == "https://mirror.org/z/records/1/files/x.pt?download=1"

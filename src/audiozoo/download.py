@@ -92,7 +92,7 @@ def rewrite_url(url: str) -> str:
             or ``file://`` replacement.
     """
     rules = [r.strip() for r in os.environ.get(URL_REWRITE_ENV, "").split(";") if r.strip()]
-    parsed = [rule.partition("=") for rule in rules]
+    parsed = [_split_rule(rule) for rule in rules]
     for rule, (prefix, sep, replacement) in zip(rules, parsed, strict=True):
         if not (sep and prefix and replacement.startswith(("http://", "https://", "file://"))):
             raise ConfigurationError(
@@ -104,6 +104,16 @@ def rewrite_url(url: str) -> str:
         if url.startswith(prefix):
             return replacement + url[len(prefix) :]
     return url
+
+
+def _split_rule(rule: str) -> tuple[str, str, str]:
+    """``PREFIX=REPLACEMENT`` split at the ``=`` before the replacement's scheme, so a prefix may
+    hold ``=`` itself (``...dasheng_12b.pt?download=1=file:///mirror/dasheng_12b.pt``)."""
+    for scheme in ("=http://", "=https://", "=file://"):
+        at = rule.find(scheme)
+        if at > 0:
+            return rule[:at], "=", rule[at + 1 :]
+    return rule.partition("=")
 
 
 # ---------------------------------------------------------------------------------- download
