@@ -114,6 +114,11 @@ def test_tag_events_prints_timed_events(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{path}: {len(rows)} events") and "9 frames of 0.04 s" in out[0]
     assert len(out) == 1 + len(rows)
+    assert cli.main([*args, "--threshold", "0.3", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "file,onset,offset,label,score" and len(lines) == 1 + len(rows)
+    first = lines[1].split(",")
+    assert first[0] == str(path) and float(first[1]) == rows[0]["onset"]
 
 
 def test_tag_events_needs_a_frame_model(tmp_path, capsys):

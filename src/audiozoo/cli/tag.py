@@ -89,16 +89,8 @@ def _events_text(
 
     results = each_file("tag", paths, run)
     failed = len(paths) - len(results)
-    if fmt == "json":
-        return json.dumps(results, indent=2) + "\n", failed
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file", "onset", "offset", "label", "score"])
-        for path, rows in results.items():
-            for row in rows:
-                writer.writerow([path, row["onset"], row["offset"], row["label"], row["score"]])
-        return buffer.getvalue(), failed
+    if fmt in ("json", "csv"):
+        return _table(results, fmt, ["onset", "offset", "label", "score"]), failed
     lines = []
     for path, rows in results.items():
         lines.append(
@@ -110,6 +102,19 @@ def _events_text(
             for row in rows
         ]
     return "".join(line + "\n" for line in lines), failed
+
+
+def _table(results: dict[str, list[dict[str, Any]]], fmt: str, columns: list[str]) -> str:
+    """``{file: [row, ...]}`` as JSON (the dict itself) or as CSV with ``file`` + ``columns``."""
+    if fmt == "json":
+        return json.dumps(results, indent=2) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", *columns])
+    for path, rows in results.items():
+        for row in rows:
+            writer.writerow([path, *(row[c] for c in columns)])
+    return buffer.getvalue()
 
 
 def _tag_rows(scores: Any, labels: Any, top_k: int | None, threshold: float | None) -> list[Any]:
@@ -160,16 +165,13 @@ def _labels_text(
 
     results = each_file("tag", paths, run)
     failed = len(paths) - len(results)
-    if fmt == "json":
-        return json.dumps(results, indent=2) + "\n", failed
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file", "rank", "index", "label", "probability"])
-        for path, rows in results.items():
-            for rank, row in enumerate(rows, start=1):
-                writer.writerow([path, rank, row["index"], row["label"], row["probability"]])
-        return buffer.getvalue(), failed
+    if fmt in ("json", "csv"):
+        ranked = {
+            p: [{"rank": r, **row} for r, row in enumerate(rows, 1)] for p, rows in results.items()
+        }
+        return _table(
+            ranked if fmt == "csv" else results, fmt, ["rank", "index", "label", "probability"]
+        ), failed
     lines = []
     for path, rows in results.items():
         lines.append(path)

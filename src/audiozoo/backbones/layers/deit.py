@@ -11,6 +11,7 @@ families by prefix renames.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -80,13 +81,13 @@ class DeiTBackbone(Backbone):
         """The modules before the first block (the first stage), by attribute name."""
         return {"patch_embed": self.patch_embed}
 
+    @abc.abstractmethod
     def _positions(self) -> dict[str, nn.Parameter]:
         """The positional parameters, by attribute name, in initialisation order."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _token_grid(self, num_tokens: int, spec: torch.Tensor) -> tuple[int, int]:
         """``(F', T')`` of the ``num_tokens`` patch tokens of a hidden layer for ``spec``."""
-        raise NotImplementedError
 
     def _with_summary_tokens(self, patches: torch.Tensor) -> torch.Tensor:
         """Patch tokens (B, N, D) -> (B, 2 + N, D) with the cls and dist tokens in front."""
