@@ -126,7 +126,9 @@ class EfficientATBackbone(Backbone):
     def _stages(self, stem: nn.Module, blocks: nn.Module, last: nn.Module) -> list[nn.Module]:
         """Stem, the blocks (a Sequential) grouped by :data:`BLOCK_STAGES`, last conv."""
         seq = cast(nn.Sequential, blocks)
-        return [stem, *(seq[a:b] for a, b in BLOCK_STAGES), last]
+        # a list comprehension, not ``*(generator)``: torch 2.4's dynamo fails on the latter
+        # (LIST_EXTEND of an immutable list) when torch.compile traces model.frozen
+        return [stem] + [seq[a:b] for a, b in BLOCK_STAGES] + [last]
 
     def num_output_frames(self, num_frames: int) -> int:
         """``T'`` after the stem and the depthwise convs (1x1 convs keep the size)."""
@@ -135,7 +137,7 @@ class EfficientATBackbone(Backbone):
     def layer_time_strides(self) -> list[int]:
         """Time stride after each stage: the product of the strides of its size-changing convs
         (stage ends: the stem, the last block of each group, the last conv)."""
-        ends = [0, *(b for _, b in BLOCK_STAGES), len(self._geometry_t) - 1]
+        ends = [0] + [b for _, b in BLOCK_STAGES] + [len(self._geometry_t) - 1]
         return geometry_strides(self._geometry_t, ends)
 
 
