@@ -67,7 +67,8 @@ def tests(session: nox.Session, torch: str) -> None:
     session.install(f"torch=={torch}")
     session.install("-e", ".[test]")
     session.run("python", "-c", "import torch; print('torch', torch.__version__)")
-    session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=_env())
+    # one worker per core: the suite is many small models, where one process leaves a core idle
+    session.run("pytest", "-p", "no:cacheprovider", "-n", "auto", *session.posargs, env=_env())
 
 
 @nox.session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,31 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker gets its share of the cores: torch would otherwise start
+    one thread per core in every worker, and on a small machine their spinning OpenMP threads
+    cost more than the parallel run gains."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator:
+    """Measurements a test recorded (:mod:`tests.parity_report`) ride in its report, which
+    xdist sends to the controller."""
+    from tests.parity_report import take_pending
+
+    outcome = yield
+    outcome.get_result().user_properties.extend(take_pending())
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.parity_report import collect
+
+    collect(report.user_properties)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,10 @@ asserting the tolerances), so ``nox -s parity`` ends with the whole table instea
 numbers in captured output; the download fault tests call :func:`record_fault` with the time to
 the error and what was left on disk. ``AUDIOZOO_PARITY_REPORT=PATH`` also writes the parity rows
 as JSON lines.
+
+The rows travel in the test reports (``report.user_properties``), so the tables are the same
+whether the run is serial or spread over pytest-xdist workers: :func:`take_pending` empties what a
+test recorded into its report, and the controller's :func:`collect` keeps it.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from __future__ import annotations
 import json
 import os
 
-ROWS: list[tuple[str, str, dict[str, float]]] = []
+PARITY_KEY, FAULT_KEY = "audiozoo_parity", "audiozoo_fault"
+_pending: list[tuple[str, object]] = []  # recorded by the test now running (in this process)
+ROWS: list[tuple[str, str, dict[str, float]]] = []  # collected from the reports of the run
 FAULTS: list[tuple[str, str, float, str]] = []
 
 
 def record_parity(comparison: str, case: str, report: dict[str, float]) -> None:
     """Remember ``report`` (metric -> max difference) of one case of one comparison."""
     row = (comparison, case, {k: float(v) for k, v in report.items()})
-    ROWS.append(row)
+    _pending.append((PARITY_KEY, row))
     path = os.environ.get("AUDIOZOO_PARITY_REPORT")
     if path:
         with open(path, "a", encoding="utf-8") as f:
@@ -29,7 +35,25 @@ def record_parity(comparison: str, case: str, report: dict[str, float]) -> None:
 def record_fault(fault: str, settings: str, seconds: float, left_on_disk: str) -> None:
     """Remember how one download fault ended: seconds to the error (or the repair) and what
     the cache holds afterwards."""
-    FAULTS.append((fault, settings, seconds, left_on_disk))
+    _pending.append((FAULT_KEY, (fault, settings, float(seconds), left_on_disk)))
+
+
+def take_pending() -> list[tuple[str, object]]:
+    """What the running test recorded so far, as ``user_properties`` items; forgets it here."""
+    items = list(_pending)
+    _pending.clear()
+    return items
+
+
+def collect(user_properties: list[tuple[str, object]]) -> None:
+    """Keep the rows carried by one test report (in the controller of an xdist run)."""
+    for key, value in user_properties:
+        if key == PARITY_KEY:
+            comparison, case, report = value  # type: ignore[misc]
+            ROWS.append((comparison, case, dict(report)))
+        elif key == FAULT_KEY:
+            fault, settings, seconds, left = value  # type: ignore[misc]
+            FAULTS.append((fault, settings, seconds, left))
 
 
 def table() -> list[str]:
