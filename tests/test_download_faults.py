@@ -91,15 +91,21 @@ def files_under(root: Path) -> set[Path]:
 
 
 def left_on_disk() -> str:
-    """What the cache holds (lock files aside), for the fault table."""
-    files = cache_files()
+    """What the cache holds (lock files, huggingface_hub's refs and cache tag aside), for the
+    fault table."""
+    files = [f for f in cache_files() if "/refs/" not in f and not f.endswith("CACHEDIR.TAG")]
     if not files:
         return "nothing"
-    parts = [f for f in files if f.endswith(".part")]
-    kinds = sorted({f.split("/", 1)[0] for f in files})
-    return f"{len(files)} complete file(s) in {', '.join(kinds)}" + (
-        f", {len(parts)} .part" if parts else ""
-    )
+    said = []
+    complete = [f for f in files if not f.endswith((".part", ".incomplete"))]
+    if complete:
+        kinds = ", ".join(sorted({f.split("/", 1)[0] for f in complete}))
+        said.append(f"{len(complete)} complete file(s) in {kinds}")
+    if parts := sum(f.endswith(".part") for f in files):
+        said.append(f"{parts} .part")
+    if any(f.endswith(".incomplete") for f in files):
+        said.append("huggingface_hub's .incomplete file (resumed by the next call)")
+    return ", ".join(said)
 
 
 # ------------------------------------------------------------------------ 1. revisions
@@ -238,6 +244,72 @@ def test_lock_waiter_proceeds_when_the_holder_finishes(server, monkeypatch, capl
 
 
 # ------------------------------------------------------------------------ 4. killed downloads
+def _hub_file(server: HubServer, data: bytes, name: str = "model.safetensors") -> str:
+    """Serve ``data`` as ``name`` of the Hub repository REPO; its path on the server."""
+    server.hub[(REPO, name)] = data
+    return f"/hf/{REPO}/resolve/main/{name}"
+
+
+def test_dripping_hub_server_fails_within_its_deadline(server, monkeypatch):
+    """huggingface_hub bounds each read (10 s) and reads 10 MB chunks: 1 byte every 0.3 s of a
+    1 kB file would take 5 minutes. The file gets one window plus its size at the minimum
+    speed: 1 s + 1000 B / 1000 B/s."""
+    server.drip[_hub_file(server, os.urandom(1000))] = (1, 0.3)
+    monkeypatch.setenv("AUDIOZOO_DOWNLOAD_TIMEOUT", "1")
+    start = time.monotonic()
+    with pytest.raises(PretrainedUnavailableError, match="AUDIOZOO_DOWNLOAD_MIN_SPEED") as info:
+        hub_download(REPO, "model.safetensors")
+    seconds = time.monotonic() - start
+    record_fault("Hub drip: 1 B every 0.3 s", "TIMEOUT=1", seconds, left_on_disk())
+    assert 2 <= seconds < 4
+    assert "model.safetensors" in str(info.value) and "of 1000 B" in str(info.value)
+    # the given-up transfer still holds huggingface_hub's lock: a new call says so at once
+    start = time.monotonic()
+    with pytest.raises(PretrainedUnavailableError, match="earlier download of it in this process"):
+        hub_download(REPO, "model.safetensors")
+    assert time.monotonic() - start < 1
+
+
+def test_slow_but_steady_hub_download_is_not_cut(server, monkeypatch):
+    data = os.urandom(3000)
+    server.drip[_hub_file(server, data)] = (500, 0.1)  # 5 kB/s for 0.6 s
+    monkeypatch.setenv("AUDIOZOO_DOWNLOAD_TIMEOUT", "0.3")
+    monkeypatch.setenv("AUDIOZOO_DOWNLOAD_MIN_SPEED", "1000")  # 0.3 s + 3 s allowed
+    assert hub_download(REPO, "model.safetensors").read_bytes() == data
+
+
+def test_hub_lock_waiter_gives_up(server, monkeypatch):
+    """Another process holds huggingface_hub's lock of the file: no data arrives, and the
+    wait ends after AUDIOZOO_LOCK_TIMEOUT plus one window instead of never."""
+    data = os.urandom(100)
+    _hub_file(server, data)
+    folder = cache_root() / "hub" / ".locks" / f"models--{REPO.replace('/', '--')}"
+    folder.mkdir(parents=True)
+    holder = FileLock(str(folder / f"{hashlib.sha256(data).hexdigest()}.lock"), thread_local=False)
+    holder.acquire()
+    monkeypatch.setenv("AUDIOZOO_LOCK_TIMEOUT", "0.5")
+    monkeypatch.setenv("AUDIOZOO_DOWNLOAD_TIMEOUT", "0.5")
+    try:
+        start = time.monotonic()
+        with pytest.raises(PretrainedUnavailableError, match="AUDIOZOO_LOCK_TIMEOUT"):
+            hub_download(REPO, "model.safetensors")
+        assert time.monotonic() - start < 3
+    finally:
+        holder.release()
+    # the given-up waiter takes the lock once the holder is gone and fetches the file; until it
+    # has, a new call in this process says so at once, then the file is there
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            path = hub_download(REPO, "model.safetensors")
+            break
+        except PretrainedUnavailableError as exc:
+            assert "earlier download of it in this process" in str(exc)
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert path.read_bytes() == data
+
+
 _CHILD = """
 import sys
 from audiozoo.download import download_url

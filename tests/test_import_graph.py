@@ -43,7 +43,17 @@ LAYERS: dict[str, int] = {
         0,
     ),
     **dict.fromkeys(
-        ["integrity", "cache", "_http", "download", "checkpoints", "format", "_format_config"], 1
+        [
+            "integrity",
+            "cache",
+            "_http",
+            "_hub_transfer",
+            "download",
+            "checkpoints",
+            "format",
+            "_format_config",
+        ],
+        1,
     ),
     **dict.fromkeys(
         [

@@ -29,7 +29,8 @@ Settings (environment variables, read at call time; a bad value is a
   local mirror of the GitHub release files (the tests point it at a loopback server).
 - ``AUDIOZOO_DOWNLOAD_TIMEOUT`` (seconds, default 60): the socket timeout, and the window of
   ``AUDIOZOO_DOWNLOAD_MIN_SPEED`` (bytes/s, default 1000; 0: none): an attempt that receives
-  less than that in any window fails (a stalled or dripping server).
+  less than that in any window fails (a stalled or dripping server). A Hub download gets one
+  window plus the file's size at that speed (huggingface_hub reads in 10 MB chunks).
 - ``AUDIOZOO_DOWNLOAD_RETRIES`` (extra attempts after a failed one, 0-100, default 3),
   ``AUDIOZOO_DOWNLOAD_BACKOFF`` (seconds before the first retry, doubled each time, default 1).
   HTTP 4xx answers, HTML pages and host names that do not resolve are not retried.
@@ -52,6 +53,7 @@ from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, PretrainedUnavailableError
 from ._http import HostNotFound, TransientError, fetch
+from ._hub_transfer import guarded_hub_download
 from .cache import (
     DownloadSettings,
     atomic_write,
@@ -272,19 +274,34 @@ def hub_download(
     # the cache alone when it does not
     unresolved = None if is_offline else _unresolvable(endpoint or constants.ENDPOINT)
 
+    local_only = is_offline or unresolved is not None
+    settings = None if local_only else download_settings()
+
+    def call(force_download: bool, tqdm_class: type | None = None) -> Path:
+        return Path(
+            huggingface_hub.hf_hub_download(
+                repo_id,
+                filename,
+                revision=revision,
+                cache_dir=str(cache_root(cache_dir) / "hub"),
+                endpoint=endpoint,
+                local_files_only=local_only,
+                force_download=force_download,
+                tqdm_class=tqdm_class,
+            )
+        )
+
     def get(force_download: bool) -> Path:
         try:
-            return Path(
-                huggingface_hub.hf_hub_download(
-                    repo_id,
-                    filename,
-                    revision=revision,
-                    cache_dir=str(cache_root(cache_dir) / "hub"),
-                    endpoint=endpoint,
-                    local_files_only=is_offline or unresolved is not None,
-                    force_download=force_download,
-                )
+            if settings is None:
+                return call(force_download)
+            # huggingface_hub bounds each read, not a transfer: a dripping server would hang
+            key = f"{cache_root(cache_dir) / 'hub'} {endpoint} {repo_id} {revision} {filename}"
+            return guarded_hub_download(
+                lambda bar: call(force_download, bar), what, settings, key=key
             )
+        except PretrainedUnavailableError:
+            raise
         except Exception as exc:  # huggingface_hub raises many types (offline, 404, network)
             if is_offline:
                 raise PretrainedUnavailableError(_offline_message(what)) from None
@@ -297,7 +314,6 @@ def hub_download(
                 f"could not fetch {what}: {type(exc).__name__}: {exc}. {offline_hint()}"
             ) from None
 
-    local_only = is_offline or unresolved is not None
     path = get(force and not local_only)
     problem = blob_mismatch(path)
     if problem is None:

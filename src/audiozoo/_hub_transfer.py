@@ -1,0 +1,147 @@
+"""One huggingface_hub download under audiozoo's stall rule, for :mod:`audiozoo.download`.
+
+huggingface_hub bounds each socket read (``HF_HUB_DOWNLOAD_TIMEOUT``) but not a transfer: a
+server that sends a byte a second never trips it, and it reads the body in 10 MB chunks, so
+progress cannot be watched byte by byte either. The download therefore runs in a daemon thread,
+and the caller gives up at a deadline:
+
+- while no body arrives (the metadata request, waiting for another process's lock, the response
+  headers): ``AUDIOZOO_LOCK_TIMEOUT`` plus one ``AUDIOZOO_DOWNLOAD_TIMEOUT`` window;
+- once the body starts, whose size huggingface_hub hands its progress bar: one window plus the
+  time the rest of the file takes at ``AUDIOZOO_DOWNLOAD_MIN_SPEED`` (with no size known: one
+  window plus one chunk at that speed after each chunk).
+
+A transfer given up on is left to its thread, which ends when the server does or the process
+exits; huggingface_hub resumes its partial file on the next call. Until that thread ends, it
+holds huggingface_hub's lock of the file, so a new call for the same file in this process fails
+at once instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._errors import PretrainedUnavailableError
+from .cache import DownloadSettings
+
+__all__ = ["guarded_hub_download"]
+
+_CHUNK = 10 * 1024 * 1024  # huggingface_hub's DOWNLOAD_CHUNK_SIZE: progress comes in these
+_POLL = 0.1  # seconds between checks of the deadline
+_abandoned: dict[str, threading.Thread] = {}  # key -> the thread of a transfer given up on
+_abandoned_lock = threading.Lock()
+
+
+class _Transfer:
+    """What the progress bar of one download has seen, and until when it may take."""
+
+    def __init__(self, settings: DownloadSettings) -> None:
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.body_started: float | None = None
+        self.total: int | None = None
+        self.received = 0
+        self.deadline = self.started + settings.lock_timeout + settings.timeout
+
+    def body(self, total: int | None, initial: int) -> None:
+        with self.lock:
+            if self.body_started is None:  # a retry reuses the bar: keep the first start
+                self.body_started = time.monotonic()
+            self.total, self.received = total, initial
+            self._extend()
+
+    def update(self, n: int) -> None:
+        with self.lock:
+            self.received += n
+            if self.total is None:
+                self._extend()
+
+    def _extend(self) -> None:
+        s = self.settings
+        if s.min_speed <= 0:
+            self.deadline = float("inf")
+        elif self.total is not None:
+            assert self.body_started is not None
+            self.deadline = self.body_started + s.timeout + self.total / s.min_speed
+        else:
+            self.deadline = time.monotonic() + s.timeout + _CHUNK / s.min_speed
+
+
+def _bar_class(transfer: _Transfer) -> type:
+    """huggingface_hub's own progress bar (same display, same switches), reporting to
+    ``transfer``."""
+    from huggingface_hub.utils import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            transfer.body(kwargs.get("total"), int(kwargs.get("initial") or 0))
+
+        def update(self, n: float | None = 1) -> bool | None:
+            transfer.update(int(n or 0))
+            return super().update(n)  # type: ignore[no-any-return]
+
+    return Bar
+
+
+def guarded_hub_download(
+    download: Callable[[type], Path], what: str, settings: DownloadSettings, *, key: str
+) -> Path:
+    """``download(tqdm_class)`` (a call of ``hf_hub_download``) in a daemon thread; its result,
+    or its exception re-raised here. ``key`` names the file and the cache it goes to.
+
+    Raises:
+        PretrainedUnavailableError: the deadline passed (a stalled or dripping server); the
+            message names the file, what arrived and the setting to change.
+    """
+    with _abandoned_lock:
+        earlier = _abandoned.get(key)
+        if earlier is not None and earlier.is_alive():
+            raise PretrainedUnavailableError(
+                f"could not fetch {what}: an earlier download of it in this process stalled "
+                "and still holds the file's lock. Try again when it ends (the server closes "
+                "it), or in a new process."
+            )
+        _abandoned.pop(key, None)
+    transfer = _Transfer(settings)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["path"] = download(_bar_class(transfer))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="audiozoo-hub-download", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(_POLL)
+        with transfer.lock:
+            late = thread.is_alive() and time.monotonic() > transfer.deadline
+            got, total, body = transfer.received, transfer.total, transfer.body_started
+        if late:
+            with _abandoned_lock:
+                _abandoned[key] = thread
+            elapsed = time.monotonic() - transfer.started
+            if body is None:
+                raise PretrainedUnavailableError(
+                    f"could not fetch {what}: no file data after {elapsed:.0f} s (waiting for "
+                    f"the Hub's answer or another process's lock; AUDIOZOO_LOCK_TIMEOUT="
+                    f"{settings.lock_timeout:g} s plus AUDIOZOO_DOWNLOAD_TIMEOUT="
+                    f"{settings.timeout:g} s). Try again later, or raise those settings."
+                )
+            size = f"{got} of {total} B" if total is not None else f"{got} B"
+            raise PretrainedUnavailableError(
+                f"could not fetch {what}: {size} in {time.monotonic() - body:.1f} s, slower "
+                f"than AUDIOZOO_DOWNLOAD_MIN_SPEED={settings.min_speed:g} B/s (allowing "
+                f"AUDIOZOO_DOWNLOAD_TIMEOUT={settings.timeout:g} s of grace). The server stalls; "
+                "try again later, or set AUDIOZOO_DOWNLOAD_MIN_SPEED lower (0: no minimum)."
+            )
+    if "error" in outcome:
+        raise outcome["error"]
+    return Path(outcome["path"])
