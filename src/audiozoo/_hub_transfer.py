@@ -89,6 +89,32 @@ def _bar_class(transfer: _Transfer) -> type:
     return Bar
 
 
+def _late(transfer: _Transfer, what: str, settings: DownloadSettings) -> PretrainedUnavailableError:
+    """The error for a transfer past its deadline: what it waited for, and the setting."""
+    now = time.monotonic()
+    with transfer.lock:
+        got, total, body = transfer.received, transfer.total, transfer.body_started
+    if body is None:
+        return PretrainedUnavailableError(
+            f"could not fetch {what}: no file data after {now - transfer.started:.0f} s "
+            f"(waiting for the Hub's answer or another process's lock; AUDIOZOO_LOCK_TIMEOUT="
+            f"{settings.lock_timeout:g} s plus AUDIOZOO_DOWNLOAD_TIMEOUT={settings.timeout:g} s)."
+            " Try again later, or raise those settings."
+        )
+    window = f"AUDIOZOO_DOWNLOAD_TIMEOUT={settings.timeout:g} s"
+    speed = f"AUDIOZOO_DOWNLOAD_MIN_SPEED={settings.min_speed:g} B/s"
+    if total is not None:  # progress comes in 10 MB steps: what arrived since is unknown
+        late_by = f"its {total} B did not arrive in {now - body:.1f} s"
+        allowed = f"one {window} window plus its size at {speed}"
+    else:
+        late_by = f"{got} B in {now - body:.1f} s, then no more for too long"
+        allowed = f"one {window} window plus 10 MB at {speed}"
+    return PretrainedUnavailableError(
+        f"could not fetch {what}: {late_by} ({allowed}). The server stalls or drips; try "
+        "again later, or set AUDIOZOO_DOWNLOAD_MIN_SPEED lower (0: no minimum)."
+    )
+
+
 def guarded_hub_download(
     download: Callable[[type], Path], what: str, settings: DownloadSettings, *, key: str
 ) -> Path:
@@ -96,8 +122,9 @@ def guarded_hub_download(
     or its exception re-raised here. ``key`` names the file and the cache it goes to.
 
     Raises:
-        PretrainedUnavailableError: the deadline passed (a stalled or dripping server); the
-            message names the file, what arrived and the setting to change.
+        PretrainedUnavailableError: the deadline passed (a stalled or dripping server, or a
+            lock held too long), or an earlier transfer of the same file in this process was
+            given up on and still runs; the message names the file and the settings.
     """
     with _abandoned_lock:
         earlier = _abandoned.get(key)
@@ -123,25 +150,10 @@ def guarded_hub_download(
         thread.join(_POLL)
         with transfer.lock:
             late = thread.is_alive() and time.monotonic() > transfer.deadline
-            got, total, body = transfer.received, transfer.total, transfer.body_started
         if late:
             with _abandoned_lock:
                 _abandoned[key] = thread
-            elapsed = time.monotonic() - transfer.started
-            if body is None:
-                raise PretrainedUnavailableError(
-                    f"could not fetch {what}: no file data after {elapsed:.0f} s (waiting for "
-                    f"the Hub's answer or another process's lock; AUDIOZOO_LOCK_TIMEOUT="
-                    f"{settings.lock_timeout:g} s plus AUDIOZOO_DOWNLOAD_TIMEOUT="
-                    f"{settings.timeout:g} s). Try again later, or raise those settings."
-                )
-            size = f"{got} of {total} B" if total is not None else f"{got} B"
-            raise PretrainedUnavailableError(
-                f"could not fetch {what}: {size} in {time.monotonic() - body:.1f} s, slower "
-                f"than AUDIOZOO_DOWNLOAD_MIN_SPEED={settings.min_speed:g} B/s (allowing "
-                f"AUDIOZOO_DOWNLOAD_TIMEOUT={settings.timeout:g} s of grace). The server stalls; "
-                "try again later, or set AUDIOZOO_DOWNLOAD_MIN_SPEED lower (0: no minimum)."
-            )
+            raise _late(transfer, what, settings)
     if "error" in outcome:
         raise outcome["error"]
     return Path(outcome["path"])
