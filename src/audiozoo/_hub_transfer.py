@@ -30,7 +30,6 @@ from .cache import DownloadSettings
 
 __all__ = ["guarded_hub_download"]
 
-_CHUNK = 10 * 1024 * 1024  # huggingface_hub's DOWNLOAD_CHUNK_SIZE: progress comes in these
 _POLL = 0.1  # seconds between checks of the deadline
 _abandoned: dict[str, threading.Thread] = {}  # key -> the thread of a transfer given up on
 _abandoned_lock = threading.Lock()
@@ -39,8 +38,8 @@ _abandoned_lock = threading.Lock()
 class _Transfer:
     """What the progress bar of one download has seen, and until when it may take."""
 
-    def __init__(self, settings: DownloadSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: DownloadSettings, chunk: int) -> None:
+        self.settings, self.chunk = settings, chunk  # progress comes in chunks of this size
         self.lock = threading.Lock()
         self.started = time.monotonic()
         self.body_started: float | None = None
@@ -69,7 +68,7 @@ class _Transfer:
             assert self.body_started is not None
             self.deadline = self.body_started + s.timeout + self.total / s.min_speed
         else:
-            self.deadline = time.monotonic() + s.timeout + _CHUNK / s.min_speed
+            self.deadline = time.monotonic() + s.timeout + self.chunk / s.min_speed
 
 
 def _bar_class(transfer: _Transfer) -> type:
@@ -108,7 +107,7 @@ def _late(transfer: _Transfer, what: str, settings: DownloadSettings) -> Pretrai
         allowed = f"one {window} window plus its size at {speed}"
     else:
         late_by = f"{got} B in {now - body:.1f} s, then no more for too long"
-        allowed = f"one {window} window plus 10 MB at {speed}"
+        allowed = f"one {window} window plus {transfer.chunk} B at {speed}"
     return PretrainedUnavailableError(
         f"could not fetch {what}: {late_by} ({allowed}). The server stalls or drips; try "
         "again later, or set AUDIOZOO_DOWNLOAD_MIN_SPEED lower (0: no minimum)."
@@ -135,7 +134,9 @@ def guarded_hub_download(
                 "it), or in a new process."
             )
         _abandoned.pop(key, None)
-    transfer = _Transfer(settings)
+    from huggingface_hub import constants
+
+    transfer = _Transfer(settings, constants.DOWNLOAD_CHUNK_SIZE)
     outcome: dict[str, Any] = {}
 
     def run() -> None:
